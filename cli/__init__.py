@@ -1,0 +1,1 @@
+"""The ``xlhand`` command line: one small typer module per command group over the library."""

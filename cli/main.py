@@ -1,0 +1,47 @@
+"""The ``xlhand`` app: command groups combined with ``add_typer``; plugins may add their own commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from xlhand.errors import XlhandError
+
+from . import hands, inspect, plugins
+
+app = typer.Typer(
+    name="xlhand",
+    help="Bring a new dexterous hand into a shared latent action space.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(hands.app, name="hands")
+app.command("inspect")(inspect.inspect)
+app.command("plugins")(plugins.plugins)
+
+
+def _add_plugin_commands() -> None:
+    from xlhand.plugins import manager
+
+    failures = manager.call_each("register_commands", app=app)
+    for name, exc in failures.items():
+        manager.load_errors[name] = f"register_commands raised {type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors are one line on stderr and exit status 1."""
+    try:
+        _add_plugin_commands()
+        app(args=argv, prog_name="xlhand")
+    except XlhandError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

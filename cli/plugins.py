@@ -1,0 +1,25 @@
+"""``xlhand plugins``."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from xlhand.registry import plugin_report
+
+from .output import console, print_json
+
+
+def plugins(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List plugins: their hooks, version, the hands they register and any load errors."""
+    rows = plugin_report()
+    if json:
+        print_json(rows)
+        return
+    table = Table(title="Plugins")
+    for col in ("plugin", "version", "hooks", "hands", "errors"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["version"] or "", ", ".join(r["hooks"]), ", ".join(r["hands"]),
+                      "\n".join(r["errors"]))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""xlhand's plugin system: hook specifications and the plugin manager."""
