@@ -1,0 +1,64 @@
+"""``xlhand bundle create|show|plug``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .output import console, print_json
+
+app = typer.Typer(help="VLA bundles: a frozen space, plugged hands, a policy.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    directory: Path = typer.Argument(..., help="The bundle directory to create."),
+    space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
+) -> None:
+    """Create a bundle around a space (no policy yet)."""
+    from xlhand.bundle import create_bundle
+
+    config = create_bundle(directory, space)
+    console.print(f"created {directory}: hands {', '.join(config['hands'])}, "
+                  f"space {config['space_fingerprint'][:16]}")
+
+
+@app.command("show")
+def show(directory: Path, json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show a bundle: its space, plugged hands and policy."""
+    from xlhand.bundle import show_bundle
+
+    info = show_bundle(directory)
+    if json:
+        print_json(info)
+        return
+    console.print(f"[bold]{info['path']}[/bold]  space {info['space_fingerprint'][:16]}  latent {info['latent_dim']}"
+                  f"  chunk {info['chunk_length']} @ {info['rate_hz']} Hz  policy {info['policy'] or 'none'}")
+    t = Table(title="Hands")
+    for c in ("hand", "dof", "fingers", "adapter", "kinematics"):
+        t.add_column(c)
+    for name, h in info["hands"].items():
+        t.add_row(name, str(h["dof"]), ", ".join(h["fingers"]), h["adapter"],
+                  ", ".join(f"{k}: {v}" for k, v in h["kinematics"].items()))
+    console.print(t)
+
+
+@app.command("plug")
+def plug(directory: Path, adapter: Path,
+         hand: str = typer.Option(None, "--hand", help="The adapter's hand (default: the one it records).")) -> None:
+    """Plug an onboarded adapter into a bundle (checks the space fingerprint; atomic)."""
+    from xlhand.bundle import plug as run
+    from xlhand.onboard import hand_from_source
+    from xlhand.adapter_file import read_adapter
+
+    if hand is None:
+        _, meta = read_adapter(adapter)
+        hand_obj = hand_from_source(meta["record"].get("source", {}), meta["hand"])
+    else:
+        from xlhand import load_hand
+
+        hand_obj = load_hand(hand)
+    run(directory, adapter, hand_obj)
+    console.print(f"plugged {hand_obj.name} into {directory}")

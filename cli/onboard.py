@@ -1,0 +1,94 @@
+"""``xlhand onboard PATH``: fit a new hand into a frozen space and plug it into a bundle."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from xlhand.atomic import write_text_atomic
+from xlhand.errors import XlhandError
+
+from .output import console, err_console
+from .progress import training_progress
+
+
+def _fingertip_map(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        role, sep, link = v.partition("=")
+        if not sep or not role or not link:
+            raise XlhandError(f"--fingertip expects ROLE=LINK, got {v!r}")
+        out[role.strip()] = link.strip()
+    return out
+
+
+def onboard(
+    target: str = typer.Argument(..., help="A bare URDF, a hand.toml, or a registered hand name."),
+    name: str = typer.Option(None, "--name", help="Name for a bare URDF's hand (default: from the file name)."),
+    fingertip: list[str] = typer.Option(None, "--fingertip", help="ROLE=LINK, overrides detection (repeatable)."),
+    space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
+    bundle: Path = typer.Option(None, "--bundle", help="A VLA bundle: onboard into its space and plug it in."),
+    out: Path = typer.Option(None, "-o", "--output", help="Adapter file (default: <hand>.adapter.safetensors)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 1200)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the adapter."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the quality report as JSON to this file."),
+    no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
+) -> None:
+    """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle."""
+    from xlhand.onboard import ONBOARD_DEFAULTS, onboard as run, resolve_hand
+
+    tips = _fingertip_map(fingertip)
+    hand, _ = resolve_hand(target, name, tips)
+    console.print(f"[bold]{hand.name}[/bold]: {hand.dof} DoF, fingers {', '.join(hand.fingers)} "
+                  f"({hand.tips_source}: {', '.join(f'{r}={t.link}' for r, t in hand.tips.items())}); "
+                  f"canonical frame {hand.mount_source}")
+    for note in hand.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}")
+    total = steps or ONBOARD_DEFAULTS.steps
+    try:
+        with training_progress(f"onboard {hand.name}", total) as on_step:
+            result = run(hand if tips is None and name is None else target, name=name, fingertips=tips,
+                         space=space, bundle=bundle, out=out, steps=steps, seed=seed, resume=resume,
+                         on_step=on_step, oracle=not no_oracle)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: no adapter or bundle change written; continue with --resume")
+        raise SystemExit(130) from None
+    if json_out is not None:
+        write_text_atomic(json_out, jsonlib.dumps(result.report, indent=2) + "\n")
+    show_report(result.report)
+    console.print(f"wrote {result.adapter_path}" + (f"; plugged into {result.bundle}" if result.bundle else ""))
+
+
+def show_report(report: dict) -> None:
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    m = report["metrics"]
+    t = Table(title=f"{report['hand']}: cross-hand transfer (mm / deg; learned/oracle)")
+    for c in ("poses", "from", "to", "dist mm", "dir deg", "oracle mm", "oracle deg", "ratio dist", "ratio dir"):
+        t.add_column(c)
+    for kind in ("random", "pinch"):
+        for a, row in m["transfer"][kind].items():
+            for b, e in row.items():
+                if "dist_mm" not in e:
+                    continue
+                t.add_row(kind, a, b, f"{e['dist_mm']:.2f}", f"{e['dir_deg']:.2f}",
+                          f"{e.get('oracle_dist_mm', float('nan')):.2f}", f"{e.get('oracle_dir_deg', float('nan')):.2f}",
+                          f"{e.get('ratio_dist', float('nan')):.2f}", f"{e.get('ratio_dir', float('nan')):.2f}")
+    console.print(t)
+    s = Table(title="Summary: the new hand's pairs vs the pairs among the existing hands (same space)")
+    for c in ("poses", "new mm", "existing mm", "new deg", "existing deg"):
+        s.add_column(c)
+    for kind, e in report["summary"].items():
+        s.add_row(kind, f"{e['new_dist_mm']:.2f}", f"{e['existing_dist_mm'] or float('nan'):.2f}",
+                  f"{e['new_dir_deg']:.2f}", f"{e['existing_dir_deg'] or float('nan'):.2f}")
+    console.print(s)
+    rec = m["reconstruction"].get(report["hand"])
+    if rec:
+        console.print(f"reconstruction: joint RMSE {rec['joint_rmse_rad']:.4f} rad, fingertip RMSE "
+                      f"{rec['fingertip_rmse_mm']:.2f} mm; fit {report.get('fit_seconds')} s")

@@ -1,0 +1,166 @@
+"""``xlhand pretrain``, ``xlhand import dexlatent``, ``xlhand eval``, ``xlhand spaces list``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from xlhand.atomic import write_text_atomic
+from xlhand.errors import XlhandError
+
+from .output import console, err_console, print_json
+from .progress import training_progress
+
+spaces_app = typer.Typer(help="Latent spaces.", no_args_is_help=True)
+import_app = typer.Typer(help="Import latent spaces from other formats.", no_args_is_help=True)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [h for v in values for h in v.split(",") if h]
+
+
+def pretrain(
+    out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
+    hands: list[str] = typer.Option(None, "--hands", help="Hands to train on (default: the four built-in hands)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 4000)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the space."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt."),
+) -> None:
+    """Train a latent space over several hands."""
+    from xlhand.pretrain import PRETRAIN_DEFAULTS, pretrain as run
+
+    total = steps or PRETRAIN_DEFAULTS.steps
+    command = "xlhand " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        with training_progress("pretrain", total) as on_step:
+            space = run(out, hands=_split(hands), steps=steps, seed=seed, resume=resume, on_step=on_step,
+                        command=command)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: {out} not written; continue with --resume")
+        raise SystemExit(130) from None
+    console.print(f"wrote {out}  hands {', '.join(space.hands)}  fingerprint {space.fingerprint[:16]}")
+
+
+def import_dexlatent(
+    checkpoint: Path = typer.Argument(..., help="The reference checkpoint (.pt)."),
+    out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
+) -> None:
+    """Convert the XL-VLA reference (DexLatent) checkpoint into an xlhand space over the built-in hands."""
+    from xlhand.dexlatent import import_dexlatent as run
+
+    space = run(checkpoint)
+    space.save(out)
+    console.print(f"wrote {out}  hands {', '.join(space.hands)}  fingerprint {space.fingerprint[:16]}")
+
+
+import_app.command("dexlatent")(import_dexlatent)
+
+
+def eval_(
+    space: str = typer.Option(None, "--space", help="Space name, file or bundle (default: the shipped default)."),
+    hands: list[str] = typer.Option(None, "--hands", help="Hands to evaluate (default: all in the space)."),
+    seed: int = typer.Option(0, "--seed"),
+    n: int = typer.Option(10_000, "--n", help="Uniform configurations per hand."),
+    no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
+) -> None:
+    """Measure a space with the paper's metrics: reconstruction, cross-hand transfer, oracle, smoothness."""
+    import json
+
+    from xlhand.metrics import evaluate
+    from xlhand.space import load_space
+
+    sp = load_space(space)
+    names = _split(hands)
+    for h in names or []:
+        sp.hand(h)
+    with err_console.status("evaluating"):
+        result = evaluate(sp, names, seed=seed, n=n, oracle=not no_oracle)
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+    show_eval(result)
+
+
+def show_eval(r: dict) -> None:
+    console.print(f"[bold]space[/bold] {r['space']['path']}  fingerprint {r['space']['fingerprint'][:16]}  "
+                  f"seed {r['seed']}  n {r['n']}")
+    t = Table(title="Reconstruction")
+    for c in ("hand", "joint RMSE (rad)", "fingertip RMSE (mm)"):
+        t.add_column(c)
+    for h, e in r["reconstruction"].items():
+        t.add_row(h, f"{e['joint_rmse_rad']:.4f}", f"{e['fingertip_rmse_mm']:.2f}")
+    console.print(t)
+    for kind in ("random", "pinch"):
+        t = Table(title=f"Cross-hand transfer, {kind} poses (distance mm / direction deg; oracle; learned/oracle)")
+        for c in ("from", "to", "n", "dist mm", "dir deg", "oracle mm", "oracle deg", "ratio dist", "ratio dir"):
+            t.add_column(c)
+        for a, row in r["transfer"][kind].items():
+            for b, e in row.items():
+                if "dist_mm" not in e:
+                    continue
+                t.add_row(a, b, str(e["n"]), f"{e['dist_mm']:.2f}", f"{e['dir_deg']:.2f}",
+                          f"{e['oracle_dist_mm']:.2f}" if "oracle_dist_mm" in e else "",
+                          f"{e['oracle_dir_deg']:.2f}" if "oracle_dir_deg" in e else "",
+                          f"{e['ratio_dist']:.2f}" if "ratio_dist" in e else "",
+                          f"{e['ratio_dir']:.2f}" if "ratio_dir" in e else "")
+        s = r["summary"].get(kind)
+        if s:
+            t.add_row("mean", f"{s['pairs']} pairs", "", f"{s['dist_mm']:.2f}", f"{s['dir_deg']:.2f}",
+                      f"{s.get('oracle_dist_mm', float('nan')):.2f}", f"{s.get('oracle_dir_deg', float('nan')):.2f}",
+                      f"{s.get('ratio_dist', float('nan')):.2f}", f"{s.get('ratio_dir', float('nan')):.2f}",
+                      style="bold")
+        console.print(t)
+    t = Table(title="Latent continuity (noise 0.05) and interpolation smoothness (64 steps)")
+    for c in ("hand", "joint change (rad)", "fingertip change (mm)", "2nd diff (mm^2)", "3rd diff (mm^2)"):
+        t.add_column(c)
+    for h in r["continuity"]:
+        c, s = r["continuity"][h], r["smoothness"][h]
+        t.add_row(h, f"{c['joint_change_rad']:.4f}", f"{c['fingertip_change_mm']:.2f}", f"{s['d2_mm2']:.4f}",
+                  f"{s['d3_mm2']:.4f}")
+    console.print(t)
+
+
+def list_spaces(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the spaces that ship with xlhand."""
+    from xlhand.space import DEFAULT_SPACE, read_safetensors, shipped_spaces
+
+    rows = []
+    for name, path in shipped_spaces().items():
+        try:
+            _, meta = read_safetensors(path)
+        except XlhandError as exc:
+            rows.append({"name": name, "path": str(path), "error": str(exc)})
+            continue
+        rows.append({
+            "name": name,
+            "default": name == DEFAULT_SPACE,
+            "path": str(path),
+            "hands": list(meta.get("adapters", {})),
+            "latent_dim": meta.get("latent_dim"),
+            "fingerprint": meta.get("fingerprint"),
+            "provenance": meta.get("provenance", {}),
+        })
+    if json:
+        print_json(rows)
+        return
+    t = Table(title="Latent spaces")
+    for c in ("name", "hands", "latent", "fingerprint", "made by"):
+        t.add_column(c)
+    for r in rows:
+        if "error" in r:
+            t.add_row(r["name"], "", "", "", r["error"])
+            continue
+        prov = r["provenance"]
+        made = prov.get("command") or prov.get("imported_from") or ""
+        t.add_row(r["name"] + (" (default)" if r["default"] else ""), ", ".join(r["hands"]), str(r["latent_dim"]),
+                  (r["fingerprint"] or "")[:16], made)
+    console.print(t)
+
+
+spaces_app.command("list")(list_spaces)

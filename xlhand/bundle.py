@@ -1,0 +1,242 @@
+"""VLA bundles (DESIGN section 7): a directory a policy runtime loads, in the Hugging Face layout.
+
+```
+config.json              format, latent dim, chunk length 64, rate 20 Hz, space fingerprint, the hand registry
+space.safetensors        the frozen space
+adapters/<hand>.safetensors   onboarded hands
+hands/<hand>/            a plugged hand's hand.toml + URDF + meshes (unless it is an installed plugin's hand)
+policy.safetensors       when the bundle carries a policy
+README.md                a generated model card
+```
+Every change is atomic: the new files are written beside the bundle and renamed into place, and ``config.json``
+(the bundle's index) is replaced last, so an interrupted plug leaves the previous bundle intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from .adapter_file import check_compatible, plug_adapter, read_adapter
+from .atomic import write_text_atomic
+from .errors import XlhandError
+from .hand import Hand
+from .registry import load_hand, registry
+from .space import Space, load_space, registered_hand, space_from_file
+
+BUNDLE_FORMAT = "xlhand-bundle"
+BUNDLE_VERSION = 1
+CHUNK_LENGTH = 64
+RATE_HZ = 20
+
+
+def read_config(bundle: Path) -> dict:
+    path = bundle / "config.json"
+    if not path.is_file():
+        raise XlhandError("not an xlhand bundle: no config.json", bundle)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise XlhandError(f"config.json is not valid JSON ({exc})", path) from None
+    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
+        raise XlhandError("not an xlhand bundle config (format is not 'xlhand-bundle')", path)
+    if config.get("format_version") != BUNDLE_VERSION:
+        raise XlhandError(f"bundle format version {config.get('format_version')!r} is not supported", path)
+    return config
+
+
+def create_bundle(directory: str | Path, space: str | Path | None = None) -> dict:
+    """Create a bundle at ``directory`` (which must not exist or be empty) around a space (no policy yet)."""
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise XlhandError("already exists and is not an empty directory; refusing to overwrite", directory)
+    sp = load_space(space)
+    if sp.path is None or sp.path.is_dir():
+        raise XlhandError("a bundle is created from a space file, not from another bundle", space)
+    config = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "latent_dim": sp.latent_dim,
+        "chunk_length": CHUNK_LENGTH,
+        "rate_hz": RATE_HZ,
+        "space_fingerprint": sp.fingerprint,
+        "space_file": "space.safetensors",
+        "space_hands": sp.hands,
+        "hands": {name: {"adapter": "space", "kinematics": sp.sources.get(name) or {"registered": name}}
+                  for name in sp.hands},
+        "policy": None,
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        shutil.copyfile(sp.path, staging / "space.safetensors")
+        (staging / "adapters").mkdir()
+        (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (staging / "README.md").write_text(model_card(config), encoding="utf-8")
+        if directory.exists():
+            directory.rmdir()
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return config
+
+
+def _bundle_hand_resolver(bundle: Path, config: dict):
+    def resolve(name: str, record: dict) -> Hand:
+        kin = config.get("hands", {}).get(name, {}).get("kinematics") or record.get("source") or {}
+        if "hand_toml" in kin:
+            path = (bundle / kin["hand_toml"]).resolve()
+            if not path.is_relative_to(bundle.resolve()):
+                raise XlhandError(f"hand {name!r}: kinematics path escapes the bundle", bundle / "config.json")
+            return load_hand(path)
+        return registered_hand(kin.get("registered", name), record)
+
+    return resolve
+
+
+def load_bundle_space(bundle: str | Path) -> Space:
+    """The bundle's space with every plugged adapter; hands resolve from the bundle's copies or installed plugins."""
+    bundle = Path(bundle)
+    config = read_config(bundle)
+    resolver = _bundle_hand_resolver(bundle, config)
+    space = space_from_file(bundle / config.get("space_file", "space.safetensors"), resolver)
+    if space.fingerprint != config.get("space_fingerprint"):
+        raise XlhandError("space.safetensors does not match the fingerprint in config.json", bundle / "config.json")
+    space.path = bundle
+    for name, entry in config.get("hands", {}).items():
+        if entry.get("adapter") == "space":
+            continue
+        adapter_path = bundle / entry["adapter"]
+        hand = resolver(name, {})
+        plug_adapter(space, adapter_path, hand)
+    return space
+
+
+def plug(bundle: str | Path, adapter: str | Path, hand: Hand | str | Path | None = None) -> dict:
+    """Plug an adapter file into a bundle, atomically, after the fingerprint and kinematics checks.
+
+    ``hand`` is the hand the adapter belongs to (default: the hand the adapter records — an installed plugin's
+    name, or the ``hand.toml`` it was onboarded from). A hand that is not an installed plugin is copied into the
+    bundle (hand.toml + URDF + meshes) so the bundle works on machines that never saw the original files.
+    """
+    bundle, adapter = Path(bundle), Path(adapter)
+    config = read_config(bundle)
+    space = load_bundle_space(bundle)
+    _, meta = read_adapter(adapter)
+    check_compatible(meta, space, adapter)
+    name = meta["hand"]
+    if hand is None:
+        src = meta["record"].get("source", {})
+        hand = src.get("hand_toml") or src.get("urdf") or src.get("registered") or name
+    hand_obj = load_hand(hand) if not isinstance(hand, Hand) else hand
+    if hand_obj.name != name:
+        raise XlhandError(f"the adapter is for hand {name!r}, not {hand_obj.name!r}", adapter)
+    plug_adapter(space, adapter, hand_obj)  # all checks, in memory, before anything is written
+
+    reg = registry().hands.get(name)
+    installed = reg is not None and reg.spec.urdf == hand_obj.spec.urdf
+    staged: list[tuple[Path, Path]] = []
+    tmp_root = Path(tempfile.mkdtemp(prefix=".plug.", dir=bundle))
+    try:
+        adapter_rel = f"adapters/{name}.safetensors"
+        shutil.copyfile(adapter, tmp_root / "adapter.safetensors")
+        staged.append((tmp_root / "adapter.safetensors", bundle / adapter_rel))
+        if installed:
+            kinematics = {"registered": name}
+        else:
+            copy_hand(hand_obj, tmp_root / "hand")
+            staged.append((tmp_root / "hand", bundle / "hands" / name))
+            kinematics = {"hand_toml": f"hands/{name}/hand.toml"}
+        new_config = dict(config)
+        new_config["hands"] = dict(config.get("hands", {}))
+        new_config["hands"][name] = {"adapter": adapter_rel, "kinematics": kinematics,
+                                    "report": meta.get("report", {}).get("summary", {})}
+        for src, dst in staged:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.is_dir():
+                shutil.rmtree(dst)
+            src.rename(dst)
+        write_text_atomic(bundle / "README.md", model_card(new_config))
+        write_text_atomic(bundle / "config.json", json.dumps(new_config, indent=2) + "\n")
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return new_config
+
+
+def copy_hand(hand: Hand, dest: Path) -> None:
+    """Copy a hand's URDF, the mesh files it references and a ``hand.toml`` pinning what xlhand decided
+    (fingertips, mount, limits), so the copy loads to the same kinematics hash anywhere."""
+    from .describe import _rpy
+
+    dest.mkdir(parents=True)
+    urdf_dir = hand.robot.path.resolve().parent
+    shutil.copyfile(hand.robot.path, dest / hand.robot.path.name)
+    for vis in hand.robot.visuals:
+        if vis.mesh is not None and vis.mesh.exists():
+            rel = vis.mesh.resolve().relative_to(urdf_dir)
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(vis.mesh, dest / rel)
+            for extra in vis.mesh.parent.glob(vis.mesh.stem + ".mtl"):
+                shutil.copyfile(extra, dest / rel.parent / extra.name)
+    lines = [f'name = "{hand.name}"', f'urdf = "{hand.robot.path.name}"']
+    if hand.spec.description:
+        lines.append(f"description = {json.dumps(hand.spec.description)}")
+    lines.append(f'driver = "{hand.spec.driver}"')
+    lines.append("\n[fingertips]")
+    for role, tip in hand.tips.items():
+        lines.append(f'{role} = {{ link = {json.dumps(tip.link)}, offset = [{", ".join(repr(float(v)) for v in tip.offset)}] }}')
+    lines.append("\n[mount]")
+    lines.append(f"xyz = [{', '.join(repr(float(v)) for v in hand.mount[:3, 3])}]")
+    lines.append(f"rpy = [{', '.join(repr(float(v)) for v in _rpy(hand.mount[:3, :3]))}]")
+    lines.append("\n[limits]")
+    for joint, lo, hi in zip(hand.joint_names, hand.lower.tolist(), hand.upper.tolist()):
+        lines.append(f"{json.dumps(joint)} = [{lo!r}, {hi!r}]")
+    (dest / "hand.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def show_bundle(bundle: str | Path) -> dict:
+    """The bundle's config plus what loads from it (hands, dof, fingers)."""
+    bundle = Path(bundle)
+    config = read_config(bundle)
+    space = load_bundle_space(bundle)
+    hands = {
+        name: {
+            "dof": space.hand(name).dof,
+            "fingers": space.hand(name).fingers,
+            "adapter": config["hands"][name]["adapter"],
+            "kinematics": config["hands"][name]["kinematics"],
+        }
+        for name in space.hands
+    }
+    return {"path": str(bundle), **config, "hands": hands}
+
+
+def model_card(config: dict) -> str:
+    hands = config.get("hands", {})
+    rows = "\n".join(
+        f"| {name} | {'space' if e.get('adapter') == 'space' else e.get('adapter')} | "
+        f"{next(iter(e.get('kinematics', {}).values()), '')} |"
+        for name, e in hands.items()
+    )
+    return f"""---
+library_name: xlhand
+tags: [robotics, dexterous-manipulation, latent-actions, vla]
+---
+# xlhand VLA bundle
+
+A latent-action bundle made by xlhand: policies emit chunks of {config.get('chunk_length')} latent actions
+(dimension {config.get('latent_dim')}) at {config.get('rate_hz')} Hz; each hand's decoder turns them into joint
+commands.
+
+- space fingerprint: `{config.get('space_fingerprint')}`
+- policy: {config.get('policy') or 'none yet'}
+
+| hand | adapter | kinematics |
+|---|---|---|
+{rows}
+
+Load with `xlhand.load_space("<this directory>")`; add a hand with `xlhand onboard HAND --bundle <this directory>`.
+"""

@@ -1,0 +1,156 @@
+"""Onboard a new hand into a frozen space: fit its adapter, report its quality, optionally plug it into a bundle.
+
+Every existing adapter stays frozen (bit for bit). The new adapter trains with the same loop as pretraining
+(:func:`xlhand.training.fit`), restricted to the pairs that involve the new hand: reconstruction, retargeting into
+the new hand (latents of frozen hands' samples -> new decoder; those latents and geometry are precomputed once),
+retargeting out of it (new encoder -> frozen decoders), and KL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from .adapter_file import save_adapter
+from .errors import XlhandError
+from .hand import Hand, hand_from_spec, spec_for_urdf
+from .losses import shared_pairs
+from .metrics import evaluate
+from .pretrain import source_revision
+from .registry import load_hand, registry
+from .space import Adapter, Space, load_space
+from .training import FitConfig, StepCallback, checkpoint_path_for, fit
+
+ONBOARD_DEFAULTS = FitConfig(steps=1200, lr=3e-3, pool=32768, checkpoint_every=200)
+
+
+@dataclass
+class OnboardResult:
+    hand: Hand
+    space: Space
+    adapter_path: Path
+    report: dict
+    bundle: Path | None = None
+
+
+def resolve_hand(target: str | Path | Hand, name: str | None = None,
+                 fingertips: dict[str, str] | None = None) -> tuple[Hand, dict]:
+    """The hand to onboard and the record of where it came from (stored in the adapter)."""
+    if isinstance(target, Hand):
+        return target, {"registered": target.name}
+    text = str(target)
+    if text in registry().hands and not Path(text).exists():
+        if fingertips:
+            raise XlhandError("--fingertip applies to a bare URDF; a registered hand has its own fingertip map")
+        return load_hand(text), {"registered": text}
+    path = Path(text)
+    if path.suffix == ".toml" or path.is_dir():
+        hand = load_hand(path)
+        if fingertips or (name and name != hand.name):
+            raise XlhandError("--name and --fingertip apply to a bare URDF; edit the hand.toml instead", path)
+        toml = path if path.suffix == ".toml" else path / "hand.toml"
+        return hand, {"hand_toml": str(toml.resolve())}
+    if not path.exists():
+        load_hand(text)  # raises the right error (unknown name or missing file)
+    hand = hand_from_spec(spec_for_urdf(path, name=name, fingertips=fingertips))
+    return hand, {"urdf": str(path.resolve()), "name": hand.name, "fingertips": dict(fingertips or {})}
+
+
+def hand_from_source(source: dict, name: str) -> Hand:
+    """Rebuild the hand an adapter records (inverse of :func:`resolve_hand`'s record)."""
+    if "hand_toml" in source:
+        return load_hand(Path(source["hand_toml"]))
+    if "urdf" in source:
+        return hand_from_spec(spec_for_urdf(Path(source["urdf"]), name=source.get("name", name),
+                                            fingertips=source.get("fingertips") or None))
+    return load_hand(source.get("registered", name))
+
+
+def onboard(
+    target: str | Path | Hand,
+    *,
+    name: str | None = None,
+    fingertips: dict[str, str] | None = None,
+    space: str | Path | None = None,
+    bundle: str | Path | None = None,
+    out: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    on_step: StepCallback | None = None,
+    oracle: bool = True,
+    config: FitConfig | None = None,
+) -> OnboardResult:
+    """Fit ``target`` (a bare URDF, a ``hand.toml`` or a registered name) into a frozen space or bundle."""
+    if space is not None and bundle is not None:
+        raise XlhandError("give either a space or a bundle, not both")
+    sp = load_space(bundle if bundle is not None else space)
+    hand, source = resolve_hand(target, name, fingertips)
+    if hand.name in sp.hands:
+        raise XlhandError(f"the space already has a hand named {hand.name!r}; choose another with --name")
+    if not any(shared_pairs(hand, sp.hand(h)) for h in sp.hands):
+        raise XlhandError(f"hand {hand.name!r} shares no finger pair with any hand in the space "
+                          f"(its fingers: {', '.join(hand.fingers)})", hand.urdf_path)
+    out = Path(out) if out is not None else Path(f"{hand.name}.adapter.safetensors")
+    cfg = replace(config or ONBOARD_DEFAULTS, seed=seed, **({"steps": steps} if steps is not None else {}))
+
+    rng = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        sp.adapters[hand.name] = Adapter(hand.dof, sp.latent_dim, sp.hidden)
+    finally:
+        torch.random.set_rng_state(rng)
+    sp.hands_by_name[hand.name] = hand
+    sp.sources[hand.name] = source
+
+    t0 = time.perf_counter()
+    ckpt = checkpoint_path_for(out)
+    fit(sp, [hand.name], cfg, checkpoint=ckpt, resume=resume, on_step=on_step)
+    fit_seconds = time.perf_counter() - t0
+    report = onboarding_report(sp, hand.name, seed=seed, oracle=oracle)
+    report["fit_seconds"] = round(fit_seconds, 1)
+    provenance = {"made_by": "xlhand onboard", "steps": cfg.steps, "seed": seed, "revision": source_revision(),
+                  "config": asdict(cfg)}
+    save_adapter(out, sp, hand.name, source, report, provenance)
+    ckpt.unlink(missing_ok=True)
+    if bundle is not None:
+        from .bundle import plug
+
+        plug(bundle, out, hand)
+    return OnboardResult(hand, sp, out, report, Path(bundle) if bundle is not None else None)
+
+
+def onboarding_report(space: Space, new: str, seed: int = 0, oracle: bool = True, n: int = 10_000,
+                      oracle_n: int = 300) -> dict:
+    """Quality of ``new`` against every other hand, next to the pairs among the other hands themselves."""
+    others = [h for h in space.hands if h != new]
+    new_pairs = [(a, b) for h in others for a, b in ((new, h), (h, new))]
+    among = [(a, b) for a in others for b in others if a != b]
+    mine = evaluate(space, space.hands, seed=seed, n=n, oracle=oracle, oracle_n=oracle_n, pairs=new_pairs,
+                    per_hand=[new])
+    base = evaluate(space, space.hands, seed=seed, n=n, oracle=False, pairs=among, per_hand=[])
+    hand = space.hand(new)
+    notes = []
+    if "thumb" not in hand.fingers:
+        notes.append(f"{new} has no thumb: it is compared on index-to-finger vectors with the fingers it shares "
+                     "with each hand, not on thumb pinches")
+    for h in others:
+        pairs = shared_pairs(hand, space.hand(h))
+        if not pairs:
+            notes.append(f"{new} and {h} share no finger pair; no retargeting between them")
+    summary = {}
+    for kind in ("random", "pinch"):
+        s_new, s_base = mine["summary"].get(kind), base["summary"].get(kind)
+        if s_new is None:
+            continue
+        summary[kind] = {"new_dist_mm": s_new["dist_mm"], "new_dir_deg": s_new["dir_deg"],
+                         "existing_dist_mm": s_base["dist_mm"] if s_base else None,
+                         "existing_dir_deg": s_base["dir_deg"] if s_base else None}
+        if "ratio_dist" in s_new:
+            summary[kind]["ratio_dist"] = s_new["ratio_dist"]
+            summary[kind]["ratio_dir"] = s_new["ratio_dir"]
+    return {"hand": new, "fingers": hand.fingers, "notes": notes, "summary": summary, "metrics": mine,
+            "existing_pairs": base["summary"]}

@@ -1,0 +1,64 @@
+"""Pretrain a latent space over several hands (every adapter trains) and record how it was made."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from . import __version__
+from .registry import load_hand
+from .space import Space
+from .training import FitConfig, StepCallback, checkpoint_path_for, fit
+
+BUILTIN_HANDS = ("xhand", "ability", "inspire", "paxini")
+PRETRAIN_DEFAULTS = FitConfig(steps=4000)
+
+
+def source_revision() -> str:
+    """The git revision of the xlhand source tree, or the package version when not in a checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0 and rev.stdout.strip():
+            return rev.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"xlhand {__version__}"
+
+
+def pretrain(
+    out: str | Path,
+    hands: list[str] | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    on_step: StepCallback | None = None,
+    command: str | None = None,
+    config: FitConfig | None = None,
+) -> Space:
+    """Train a new space on ``hands`` (default: the four built-in hands) and write it atomically to ``out``.
+
+    A checkpoint ``<out>.ckpt`` is kept while training (and on Ctrl-C) so ``resume=True`` continues the run; it is
+    removed once ``out`` is written.
+    """
+    out = Path(out)
+    cfg = replace(config or PRETRAIN_DEFAULTS, seed=seed, **({"steps": steps} if steps is not None else {}))
+    hand_objs = [load_hand(h) for h in (hands or BUILTIN_HANDS)]
+    space = Space.new(hand_objs, seed=seed)
+    ckpt = checkpoint_path_for(out)
+    t0 = time.perf_counter()
+    fit(space, space.hands, cfg, checkpoint=ckpt, resume=resume, on_step=on_step)
+    space.provenance = {
+        "made_by": "xlhand pretrain",
+        "command": command or f"xlhand pretrain --hands {','.join(space.hands)} --steps {cfg.steps} --seed {seed}",
+        "steps": cfg.steps,
+        "seed": seed,
+        "revision": source_revision(),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "config": asdict(cfg),
+    }
+    space.save(out)
+    ckpt.unlink(missing_ok=True)
+    return space
