@@ -53,7 +53,7 @@ def onboard(
     total = steps or ONBOARD_DEFAULTS.steps
     try:
         with training_progress(f"onboard {hand.name}", total) as on_step:
-            result = run(hand if tips is None and name is None else target, name=name, fingertips=tips,
+            result = run(target, name=name, fingertips=tips,
                          space=space, bundle=bundle, out=out, steps=steps, seed=seed, resume=resume,
                          on_step=on_step, oracle=not no_oracle)
     except KeyboardInterrupt:

@@ -12,5 +12,10 @@ def register_hands(register):
 
 
 @hookspec
+def register_drivers(register):
+    """Register hand drivers: call ``register(name, factory)``; ``factory(hand)`` returns a ``HandDriver``."""
+
+
+@hookspec
 def register_commands(app):
     """Add subcommands to the ``xlhand`` typer app (``app.command()`` or ``app.add_typer``)."""

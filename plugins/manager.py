@@ -18,7 +18,7 @@ import pluggy
 from . import hookspecs
 
 GROUP = "xlhand"
-DEFAULT_PLUGINS = ("xlhand.hands",)
+DEFAULT_PLUGINS = ("xlhand.hands", "xlhand.plugins.sim_driver")
 
 pm = pluggy.PluginManager(GROUP)
 pm.add_hookspecs(hookspecs)

@@ -167,34 +167,14 @@ def plug(bundle: str | Path, adapter: str | Path, hand: Hand | str | Path | None
 
 
 def copy_hand(hand: Hand, dest: Path) -> None:
-    """Copy a hand's URDF, the mesh files it references and a ``hand.toml`` pinning what xlhand decided
-    (fingertips, mount, limits), so the copy loads to the same kinematics hash anywhere."""
-    from .describe import _rpy
+    """Copy a hand's URDF with every file it references and a ``hand.toml`` pinning what xlhand decided
+    (fingertips, mount, every joint limit), so the copy loads to the same kinematics hash anywhere."""
+    from .newhand import copy_hand_files, hand_toml
 
     dest.mkdir(parents=True)
-    urdf_dir = hand.robot.path.resolve().parent
-    shutil.copyfile(hand.robot.path, dest / hand.robot.path.name)
-    for vis in hand.robot.visuals:
-        if vis.mesh is not None and vis.mesh.exists():
-            rel = vis.mesh.resolve().relative_to(urdf_dir)
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(vis.mesh, dest / rel)
-            for extra in vis.mesh.parent.glob(vis.mesh.stem + ".mtl"):
-                shutil.copyfile(extra, dest / rel.parent / extra.name)
-    lines = [f'name = "{hand.name}"', f'urdf = "{hand.robot.path.name}"']
-    if hand.spec.description:
-        lines.append(f"description = {json.dumps(hand.spec.description)}")
-    lines.append(f'driver = "{hand.spec.driver}"')
-    lines.append("\n[fingertips]")
-    for role, tip in hand.tips.items():
-        lines.append(f'{role} = {{ link = {json.dumps(tip.link)}, offset = [{", ".join(repr(float(v)) for v in tip.offset)}] }}')
-    lines.append("\n[mount]")
-    lines.append(f"xyz = [{', '.join(repr(float(v)) for v in hand.mount[:3, 3])}]")
-    lines.append(f"rpy = [{', '.join(repr(float(v)) for v in _rpy(hand.mount[:3, :3]))}]")
-    lines.append("\n[limits]")
-    for joint, lo, hi in zip(hand.joint_names, hand.lower.tolist(), hand.upper.tolist()):
-        lines.append(f"{json.dumps(joint)} = [{lo!r}, {hi!r}]")
-    (dest / "hand.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    copy_hand_files(hand.urdf_path, dest)
+    text = hand_toml(hand, hand.name, hand.urdf_path.name, hand.spec.description, limits=True)
+    (dest / "hand.toml").write_text(text, encoding="utf-8")
 
 
 def show_bundle(bundle: str | Path) -> dict:

@@ -19,6 +19,7 @@ import hashlib
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from .errors import XlhandError
 from .urdf import Joint, Robot, skew
@@ -59,10 +60,19 @@ class FingertipFK:
     """Fingertip positions ``(B, F, 3)`` from actuated joints ``(B, dof)``, fused and differentiable.
 
     For a joint with parent-side constant transform ``A = [R_A | t_A]`` (the mount, fixed joints and the joint's
-    origin folded together) and unit axis ``k`` with skew matrix ``K``, the point ``v`` in the child frame maps to
-    ``R_A (P v + sin(a) K v + cos(a) (-K^2) v) + t_A + a * R_A k_lin`` with ``P = I + K^2`` for a revolute joint
-    (Rodrigues) and ``P = I, K = 0, k_lin = k`` for a prismatic one. Stacking ``[R_A P | R_A K | -R_A K^2]`` as a
-    ``(3, 9)`` matrix per finger and depth gives one ``bmm`` per depth for all fingers.
+    origin folded together) and unit axis ``k`` with skew matrix ``K``, a point ``v`` in the joint's child frame
+    maps to ``v' = M0 v + sin(a) M1 v + cos(a) M2 v + t_A + a l`` with ``M0 = R_A (I + K^2)``, ``M1 = R_A K``,
+    ``M2 = -R_A K^2``, ``l = 0`` for a revolute joint (Rodrigues) and ``M0 = R_A``, ``M1 = M2 = 0``, ``l = R_A k``
+    for a prismatic one. The fingertip point is carried from the tip up to the root, one joint per step, all
+    fingers at once: points are stored homogeneous, ``(F, 4, B)``, so that each step is one ``bmm`` of the
+    stacked ``(9, 4)`` matrix ``[M0 | t_A; M1 | 0; M2 | 0]`` with a wide ``(4, B)`` operand, then two fused
+    multiply-adds.
+
+    The backward pass is analytic (:class:`_FingertipFunction`): the gradient ``g`` is carried back down with the
+    transposed matrices, ``g_prev = J^T g`` with ``J = M0 + sin(a) M1 + cos(a) M2`` (the step's rotation), and a
+    step's angle gets ``g_prev . (K v + k_lin)`` (``v`` the point entering the step; ``K = 0, k_lin = k`` for a
+    prismatic joint), since ``dv'/da = J (K v + k_lin)``. It supports first derivatives only: differentiating the
+    gradient again raises an error rather than returning a wrong value.
     """
 
     def __init__(self, robot: Robot, tips: list[tuple[str, np.ndarray]], mount: np.ndarray):
@@ -77,13 +87,13 @@ class FingertipFK:
             chains.append(robot.chain_to(link))
         depth = max(1, max(sum(j.movable for j in c) for c in chains))
         F = len(tips)
-        mats = np.zeros((depth, F, 3, 9))
-        mats[:, :, :, 0:3] = np.eye(3)  # padding steps are the identity
-        trans = np.zeros((depth, F, 3))
-        lin = np.zeros((depth, F, 3))
+        M = np.zeros((depth, F, 9, 4))  # [M0 | t_A; M1 | 0; M2 | 0] per step: u = M [v; 1]
+        M[:, :, 0:3, 0:3] = np.eye(3)  # padding steps are the identity
+        K = np.zeros((depth, F, 3, 4))  # tangent of the step's angle in the child frame: [K | k_lin] [v; 1]
+        lin = np.zeros((depth, F, 3, 1))
         cols = np.zeros((depth, F), dtype=np.int64)
         padded = np.ones((depth, F), dtype=bool)
-        tip_points = np.zeros((F, 3))
+        tip_points = np.ones((F, 4, 1))
         for f, (chain, (_, point)) in enumerate(zip(chains, tips)):
             # split the chain into (constant before joint, joint) pairs; the tail folds into the tip point
             pending = mount.copy()
@@ -94,20 +104,19 @@ class FingertipFK:
                     steps.append((pending, j))
                     pending = np.eye(4)
             tail = pending @ np.append(np.asarray(point, dtype=np.float64), 1.0)
-            tip_points[f] = tail[:3]
+            tip_points[f, :3, 0] = tail[:3]
             # steps are applied tip first: depth 0 is the most distal joint
             for d, (A, j) in enumerate(reversed(steps)):
                 RA, tA = A[:3, :3], A[:3, 3]
                 if j.type == "revolute":
-                    K = skew(j.axis)
-                    P = np.eye(3) + K @ K
-                    blocks = [RA @ P, RA @ K, -RA @ K @ K]
+                    Kj = skew(j.axis)
+                    M[d, f, :, 0:3] = np.concatenate([RA @ (np.eye(3) + Kj @ Kj), RA @ Kj, -RA @ Kj @ Kj])
+                    K[d, f, :, 0:3] = Kj
                 else:
-                    blocks = [RA, np.zeros((3, 3)), np.zeros((3, 3))]
-                    lin[d, f] = RA @ j.axis
-                # row-vector form: u = v @ [B0^T | B1^T | B2^T]
-                mats[d, f] = np.concatenate([blk.T for blk in blocks], axis=1)
-                trans[d, f] = tA
+                    M[d, f, :, 0:3] = np.concatenate([RA, np.zeros((3, 3)), np.zeros((3, 3))])
+                    lin[d, f, :, 0] = RA @ j.axis
+                    K[d, f, :, 3] = j.axis
+                M[d, f, 0:3, 3] = tA
                 cols[d, f] = col[j.name]
                 padded[d, f] = False
         # angle of every (depth, finger) step as a linear function of q: angles = q @ Wd + bd
@@ -115,11 +124,12 @@ class FingertipFK:
         bd = b[cols.reshape(-1)] * (~padded.reshape(-1))
         self.depth, self.fingers, self.dof = depth, F, len(actuated)
         self._np = {
-            "mats": mats,
-            "trans": trans,
+            "M": M,
+            "MT": np.concatenate([M[:, :, 3 * i:3 * i + 3, 0:3].swapaxes(-1, -2) for i in range(3)], axis=2),
+            "K": K,
             "lin": lin,
-            "W": Wd,
-            "b": bd,
+            "WT": np.ascontiguousarray(Wd.T),  # (D*F, dof)
+            "b": bd[:, None],  # (D*F, 1)
             "tip": tip_points,
         }
         self._has_lin = bool(np.any(lin))
@@ -128,50 +138,107 @@ class FingertipFK:
     def _consts(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
         key = (dtype, device)
         if key not in self._cache:
-            self._cache[key] = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in self._np.items()}
+            self._cache[key] = {
+                k: torch.as_tensor(np.ascontiguousarray(v), dtype=dtype, device=device) for k, v in self._np.items()
+            }
         return self._cache[key]
 
-    def __call__(self, q: torch.Tensor) -> torch.Tensor:
-        """``q (B, dof)`` -> fingertips ``(B, F, 3)``."""
+    def _forward(self, q: torch.Tensor, keep: bool = False):
+        """``q (B, dof)`` -> fingertips ``(F, 3, B)``, plus (sin, cos, points entering each step, homogeneous
+        ``(F, 4, B)``) when ``keep``."""
         c = self._consts(q.dtype, q.device)
         B = q.shape[0]
         D, F = self.depth, self.fingers
-        angles = torch.addmm(c["b"], q, c["W"]).T.reshape(D, F, B, 1)  # (D, F, B, 1)
+        angles = torch.addmm(c["b"], c["WT"], q.T).view(D, F, 1, B)
         s, co = torch.sin(angles), torch.cos(angles)
-        v = c["tip"][:, None, :].expand(F, B, 3)
-        mats, trans, lin = c["mats"], c["trans"], c["lin"]
+        v = c["tip"].expand(F, 4, B).contiguous()
+        entering = []
         for d in range(D):
-            u = torch.bmm(v, mats[d])  # (F, B, 9)
-            v = u[..., 0:3] + s[d] * u[..., 3:6] + co[d] * u[..., 6:9] + trans[d][:, None, :]
+            if keep:
+                entering.append(v)
+            u = torch.bmm(c["M"][d], v)  # (F, 9, B): [M0 v + t; M1 v; M2 v]
+            if d == D - 1:
+                v = torch.empty(F, 3, B, dtype=q.dtype, device=q.device)
+                out = v
+            else:
+                v = torch.empty(F, 4, B, dtype=q.dtype, device=q.device)
+                v[:, 3].fill_(1.0)
+                out = v[:, 0:3]
             if self._has_lin:
-                v = v + angles[d] * lin[d][:, None, :]
-        return v.transpose(0, 1)
+                torch.addcmul(torch.addcmul(torch.addcmul(u[:, 0:3], s[d], u[:, 3:6]), co[d], u[:, 6:9]),
+                              angles[d], c["lin"][d], out=out)
+            else:
+                torch.addcmul(torch.addcmul(u[:, 0:3], s[d], u[:, 3:6]), co[d], u[:, 6:9], out=out)
+        return v, (s, co, entering)
+
+    def _backward(self, grad: torch.Tensor, s: torch.Tensor, co: torch.Tensor, entering) -> torch.Tensor:
+        """``grad (B, F, 3)`` on the fingertips -> gradient ``(B, dof)`` on ``q``."""
+        c = self._consts(grad.dtype, grad.device)
+        D, F = self.depth, self.fingers
+        B = grad.shape[0]
+        g = grad.permute(1, 2, 0).contiguous()  # (F, 3, B)
+        g_angles = torch.empty(D, F, B, dtype=grad.dtype, device=grad.device)
+        for d in range(D - 1, -1, -1):
+            w = torch.bmm(c["MT"][d], g)  # (F, 9, B): [M0^T g; M1^T g; M2^T g]
+            g = torch.addcmul(torch.addcmul(w[:, 0:3], s[d], w[:, 3:6]), co[d], w[:, 6:9])
+            tangent = torch.bmm(c["K"][d], entering[d])  # (F, 3, B): K v + k_lin
+            torch.sum(g * tangent, dim=1, out=g_angles[d])
+        return torch.mm(g_angles.view(D * F, B).T, c["WT"])
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """``q (B, dof)`` -> fingertips ``(B, F, 3)``."""
+        if q.requires_grad and torch.is_grad_enabled():
+            return _FingertipFunction.apply(q, self)
+        return self._forward(q)[0].permute(2, 0, 1).contiguous()
+
+
+class _FingertipFunction(torch.autograd.Function):
+    """:class:`FingertipFK` with its analytic backward (first derivatives)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, fk: FingertipFK) -> torch.Tensor:
+        tips, (s, co, entering) = fk._forward(q.detach(), keep=True)
+        ctx.fk = fk
+        ctx.save_for_backward(s, co, *entering)
+        return tips.permute(2, 0, 1).contiguous()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        s, co, *entering = ctx.saved_tensors
+        return ctx.fk._backward(grad, s, co, entering), None
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Full-chain FK through pytorch-kinematics
 
 
-def build_pk_chain(robot: Robot, mount: np.ndarray | None = None):
+def build_pk_chain(robot: Robot, mount: np.ndarray | None = None, dtype: torch.dtype = torch.float32,
+                   device="cpu"):
     """A ``pytorch_kinematics.Chain`` built from the validated tree (not by re-parsing the URDF).
 
     ``mount`` (4x4, canonical <- root) becomes the root frame's offset, so link poses are in the canonical frame.
+    The constant transforms go from the float64 tree straight to ``dtype`` (building in float32 and converting
+    later would leave float64 FK with float32-rounded geometry, about 1e-8 m off).
     """
     import pytorch_kinematics as pk
     import pytorch_kinematics.transforms as tf
 
     def tf_of(m: np.ndarray) -> "tf.Transform3d":
-        return tf.Transform3d(matrix=torch.as_tensor(m, dtype=torch.float32)[None])
+        return tf.Transform3d(matrix=torch.as_tensor(m, dtype=dtype, device=device)[None], dtype=dtype,
+                              device=device)
 
     def build(link: str, joint: Joint | None) -> "pk.Frame":
         if joint is None:
-            pj = pk.Joint(name=None, offset=None, joint_type="fixed")
+            pj = pk.Joint(name=None, offset=None, joint_type="fixed", dtype=dtype, device=device)
         else:
             pj = pk.Joint(
                 name=joint.name,
                 offset=tf_of(joint.origin),
                 joint_type=joint.type,
-                axis=tuple(float(a) for a in joint.axis),
+                axis=torch.as_tensor(joint.axis, dtype=dtype, device=device),
+                dtype=dtype,
+                device=device,
                 limits=(joint.lower, joint.upper),
             )
         frame = pk.Frame(link, link=pk.Link(link, offset=None), joint=pj)
@@ -181,17 +248,19 @@ def build_pk_chain(robot: Robot, mount: np.ndarray | None = None):
     root = build(robot.root, None)
     if mount is not None:
         # a virtual canonical-frame root holding the mount as a fixed joint
-        top = pk.Frame("__canonical__", link=pk.Link("__canonical__", offset=None), joint=pk.Joint())
-        root.joint = pk.Joint(name="__mount__", offset=tf_of(mount), joint_type="fixed")
+        top = pk.Frame("__canonical__", link=pk.Link("__canonical__", offset=None),
+                       joint=pk.Joint(dtype=dtype, device=device))
+        root.joint = pk.Joint(name="__mount__", offset=tf_of(mount), joint_type="fixed", dtype=dtype, device=device)
         top.children = [root]
         root = top
-    return pk.Chain(root)
+    return pk.Chain(root, dtype=dtype, device=device)
 
 
 class FullChainFK:
     """Every link's pose ``(B, 4, 4)`` in the canonical frame through pytorch-kinematics, with mimic expansion."""
 
     def __init__(self, robot: Robot, mount: np.ndarray):
+        self._robot, self._mount = robot, mount
         self.chain = build_pk_chain(robot, mount)
         actuated = actuated_joints(robot)
         W, b, names = mimic_map(robot, actuated)
@@ -199,11 +268,12 @@ class FullChainFK:
         idx = [names.index(n) for n in order]
         self._W = W[:, idx]
         self._b = b[idx]
-        self._dtype = None
+        self._key = (torch.float32, torch.device("cpu"))
 
     def to(self, dtype: torch.dtype, device="cpu") -> "FullChainFK":
-        self.chain = self.chain.to(dtype=dtype, device=device)
-        self._dtype = dtype
+        """Rebuild the chain in ``dtype`` on ``device`` (from the float64 tree, not by converting the chain)."""
+        self.chain = build_pk_chain(self._robot, self._mount, dtype=dtype, device=device)
+        self._key = (dtype, torch.device(device))
         return self
 
     def full_q(self, q: torch.Tensor) -> torch.Tensor:
@@ -212,10 +282,15 @@ class FullChainFK:
         return torch.addmm(b, q, W)
 
     def __call__(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self._dtype != q.dtype:
+        if self._key != (q.dtype, q.device):
             self.to(q.dtype, q.device)
         poses = self.chain.forward_kinematics(self.full_q(q))
         return {name: t.get_matrix() for name, t in poses.items() if name != "__canonical__"}
+
+
+def _canon(x) -> bytes:
+    """Bytes of ``x`` rounded to 1e-9 with -0.0 folded into 0.0 (so equal kinematics hash equally)."""
+    return (np.round(np.asarray(x, dtype=np.float64), 9) + 0.0).tobytes()
 
 
 def kinematics_hash(robot: Robot, tips: list[tuple[str, np.ndarray]], mount: np.ndarray, lower, upper) -> str:
@@ -224,13 +299,13 @@ def kinematics_hash(robot: Robot, tips: list[tuple[str, np.ndarray]], mount: np.
     for j in robot.joints:
         h.update(j.name.encode())
         h.update(j.type.encode())
-        h.update(np.round(j.origin, 9).tobytes())
-        h.update(np.round(j.axis, 9).tobytes())
+        h.update(_canon(j.origin))
+        h.update(_canon(j.axis))
         h.update(repr(j.mimic).encode())
     for link, point in tips:
         h.update(link.encode())
-        h.update(np.round(np.asarray(point, dtype=np.float64), 9).tobytes())
-    h.update(np.round(mount, 9).tobytes())
-    h.update(np.round(np.asarray(lower, dtype=np.float64), 9).tobytes())
-    h.update(np.round(np.asarray(upper, dtype=np.float64), 9).tobytes())
+        h.update(_canon(np.asarray(point, dtype=np.float64)))
+    h.update(_canon(mount))
+    h.update(_canon(np.asarray(lower, dtype=np.float64)))
+    h.update(_canon(np.asarray(upper, dtype=np.float64)))
     return h.hexdigest()[:16]

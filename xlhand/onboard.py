@@ -83,11 +83,17 @@ def onboard(
     on_step: StepCallback | None = None,
     oracle: bool = True,
     config: FitConfig | None = None,
+    report_n: int = 10_000,
 ) -> OnboardResult:
-    """Fit ``target`` (a bare URDF, a ``hand.toml`` or a registered name) into a frozen space or bundle."""
-    if space is not None and bundle is not None:
-        raise XlhandError("give either a space or a bundle, not both")
-    sp = load_space(bundle if bundle is not None else space)
+    """Fit ``target`` (a bare URDF, a ``hand.toml`` or a registered name) into a frozen space or bundle.
+
+    A ``bundle`` directory that does not exist yet is created around ``space`` (default: the shipped default
+    space) once the fit has succeeded, and the adapter is plugged into it.
+    """
+    new_bundle = bundle is not None and not Path(bundle).exists()
+    if space is not None and bundle is not None and not new_bundle:
+        raise XlhandError("the bundle exists and has its own space; give either --space or --bundle", bundle)
+    sp = load_space(bundle if bundle is not None and not new_bundle else space)
     hand, source = resolve_hand(target, name, fingertips)
     if hand.name in sp.hands:
         raise XlhandError(f"the space already has a hand named {hand.name!r}; choose another with --name")
@@ -110,15 +116,17 @@ def onboard(
     ckpt = checkpoint_path_for(out)
     fit(sp, [hand.name], cfg, checkpoint=ckpt, resume=resume, on_step=on_step)
     fit_seconds = time.perf_counter() - t0
-    report = onboarding_report(sp, hand.name, seed=seed, oracle=oracle)
+    report = onboarding_report(sp, hand.name, seed=seed, oracle=oracle, n=report_n)
     report["fit_seconds"] = round(fit_seconds, 1)
     provenance = {"made_by": "xlhand onboard", "steps": cfg.steps, "seed": seed, "revision": source_revision(),
                   "config": asdict(cfg)}
     save_adapter(out, sp, hand.name, source, report, provenance)
     ckpt.unlink(missing_ok=True)
     if bundle is not None:
-        from .bundle import plug
+        from .bundle import create_bundle, plug
 
+        if new_bundle:
+            create_bundle(bundle, space)
         plug(bundle, out, hand)
     return OnboardResult(hand, sp, out, report, Path(bundle) if bundle is not None else None)
 

@@ -55,7 +55,7 @@ def registry() -> Registry:
             return
         hands[spec.name] = RegisteredHand(spec.name, spec, plugin)
 
-    for impl in manager.pm.hook.register_hands.get_hookimpls()[::-1]:  # registration order
+    for impl in manager.pm.hook.register_hands.get_hookimpls():  # registration order (pluggy lists them so)
         current["plugin"] = impl.plugin_name
         others = [p for p in manager.pm.get_plugins() if p is not impl.plugin]
         try:
@@ -107,10 +107,17 @@ def load_hand(name_or_path: str | Path | Hand) -> Hand:
 
 
 def plugin_report() -> list[dict]:
-    """Every plugin: name, version, hooks it implements, hands it registered, errors (failed ones included)."""
+    """Every plugin: name, version, hooks it implements, hands and drivers it registered, errors (failed ones
+    included)."""
     from xlhand.plugins import manager
 
+    from .drivers import driver_registry
+
     reg = registry()
+    dreg = driver_registry()
+    errors = {name: list(errs) for name, errs in reg.errors.items()}
+    for name, errs in dreg.errors.items():
+        errors.setdefault(name, []).extend(errs)
     rows = []
     for name, plugin in manager.pm.list_name_plugin():
         hooks = sorted(h.name for h in manager.pm.get_hookcallers(plugin) or [])
@@ -121,11 +128,13 @@ def plugin_report() -> list[dict]:
                 "builtin": name in manager.DEFAULT_PLUGINS,
                 "hooks": hooks,
                 "hands": sorted(e.name for e in reg.hands.values() if e.plugin == name),
-                "errors": reg.errors.get(name, []) + ([manager.load_errors[name]] if name in manager.load_errors and name not in reg.errors else []),
+                "drivers": sorted(d.name for d in dreg.drivers.values() if d.plugin == name),
+                "errors": errors.get(name, []) + [msg for msg in [manager.load_errors.get(name)]
+                                                  if msg and msg not in errors.get(name, [])],
             }
         )
-    for name, errs in reg.errors.items():
+    for name, errs in errors.items():
         if manager.pm.get_plugin(name) is None:
             rows.append({"name": name, "version": manager.plugin_version(name), "builtin": False, "hooks": [],
-                         "hands": [], "errors": errs})
+                         "hands": [], "drivers": [], "errors": errs})
     return rows

@@ -1,0 +1,104 @@
+"""Pretraining speed: median time per step, and the total time of `xlhand pretrain` at default settings.
+
+    python benchmarks/pretrain.py [--steps-sample 60] [--full] [--json FILE]
+
+Without --full, the total is projected from the median step time plus the measured set-up (pinch templates);
+with --full the default run is timed end to end (about the same, minutes). Baseline in the same run: one
+step evaluated pair by pair (every source-target pair decoded and run through FK separately), the naive loop the
+batched step replaces. Target (issue 3): the default pretraining takes 10 minutes or less on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import xlhand
+from xlhand.losses import pinch_vectors, retarget_loss
+from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
+from xlhand.space import Space
+from xlhand.training import Sampler, fit, pinch_templates
+
+
+def step_times(n: int) -> tuple[float, float]:
+    hands = [xlhand.load_hand(h) for h in BUILTIN_HANDS]
+    space = Space.new(hands, seed=0)
+    stamps = []
+    t0 = time.perf_counter()
+    fit(space, space.hands, replace(PRETRAIN_DEFAULTS, steps=n), on_step=lambda s, l: stamps.append(time.perf_counter()))
+    setup = stamps[0] - t0 - (stamps[1] - stamps[0])
+    return statistics.median(b - a for a, b in zip(stamps, stamps[1:])), setup
+
+
+def naive_step_time(n: int) -> float:
+    """The same objective, each (source, target) pair decoded and FK'd on its own."""
+    hands = {h: xlhand.load_hand(h) for h in BUILTIN_HANDS}
+    space = Space.new(list(hands.values()), seed=0)
+    cfg = PRETRAIN_DEFAULTS
+    gen = torch.Generator().manual_seed(0)
+    samplers = {n_: Sampler(h, pinch_templates(h, 64, gen), cfg) for n_, h in hands.items()}
+    params = [p for a in space.adapters.values() for p in a.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    from xlhand.losses import shared_pairs
+
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        terms = []
+        for s, hs in hands.items():
+            q = samplers[s](cfg.batch, gen)
+            x = hs.normalize(q)
+            mean, _ = space.adapters[s].encode(x)
+            terms.append(((space.adapters[s].decode(mean) - x) ** 2).mean())
+            tips_s = hs.fingertips(q)
+            for t, ht in hands.items():
+                if t == s:
+                    continue
+                p = shared_pairs(hs, ht)
+                q_t = ht.denormalize(space.adapters[t].decode(mean))
+                terms.append(retarget_loss(pinch_vectors(hs, tips_s, p), pinch_vectors(ht, ht.fingertips(q_t), p),
+                                           space.loss))
+        opt.zero_grad()
+        torch.stack(terms).sum().backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[2:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps-sample", type=int, default=60)
+    ap.add_argument("--full", action="store_true", help="time the full default pretraining end to end")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default steps {PRETRAIN_DEFAULTS.steps}, "
+          f"batch {PRETRAIN_DEFAULTS.batch}, hands {', '.join(BUILTIN_HANDS)}")
+    step, setup = step_times(args.steps_sample)
+    naive = naive_step_time(min(args.steps_sample, 20))
+    projected = setup + step * PRETRAIN_DEFAULTS.steps
+    result = {"median_step_s": step, "setup_s": setup, "naive_step_s": naive, "speedup": naive / step,
+              "projected_total_s": projected}
+    print(f"median step {step * 1e3:.1f} ms (pair-by-pair baseline {naive * 1e3:.1f} ms, {naive / step:.2f}x); "
+          f"set-up {setup:.1f} s; projected default run {projected:.0f} s ({projected / 60:.1f} min)")
+    if args.full:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            pretrain(Path(tmp) / "space.safetensors")
+            total = time.perf_counter() - t0
+        result["full_total_s"] = total
+        print(f"full default pretraining: {total:.0f} s ({total / 60:.1f} min); target <= 600 s: "
+              f"{'OK' if total <= 600 else 'MISSED'}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
