@@ -8,7 +8,7 @@ import typer
 
 from xlhand.errors import XlhandError
 
-from . import hands, inspect, plugins
+from . import bundle, hands, inspect, new, onboard, plugins, render, space
 
 app = typer.Typer(
     name="xlhand",
@@ -18,8 +18,16 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(hands.app, name="hands")
+app.add_typer(new.app, name="new")
 app.command("inspect")(inspect.inspect)
 app.command("plugins")(plugins.plugins)
+app.command("pretrain")(space.pretrain)
+app.command("eval")(space.eval_)
+app.add_typer(space.import_app, name="import")
+app.add_typer(space.spaces_app, name="spaces")
+app.command("onboard")(onboard.onboard)
+app.add_typer(bundle.app, name="bundle")
+app.add_typer(render.app, name="render")
 
 
 def _add_plugin_commands() -> None:

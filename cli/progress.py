@@ -24,11 +24,19 @@ def training_progress(description: str, total: int, start: int = 0):
         transient=False,
     )
     task = progress.add_task(description, total=total, completed=start, terms="")
+    started = False
 
     def on_step(step: int, losses: dict[str, float]) -> None:
+        nonlocal started
+        if not started:  # the bar appears with the first step, after set-up errors could have been reported
+            progress.start()
+            started = True
         if step % 10 == 0 or step == total:
             terms = "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
             progress.update(task, completed=step, terms=terms)
 
-    with progress:
+    try:
         yield on_step
+    finally:
+        if started:
+            progress.stop()

@@ -20,7 +20,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def estimate_mount(robot: Robot, fingers: list[Finger], thumb: int | None) -> tuple[np.ndarray, list[str]]:
     """Estimate the canonical frame from geometry. Returns (4x4 mount, notes).
 
-    - +z: from the root origin toward the centroid of the finger bases;
+    - +z: from the root origin toward the centroid of the finger bases (when the root sits among the bases, as
+      in Allegro, the mean base -> tip direction of the non-thumb fingers at the zero pose);
     - +y: the mean flexion axis of the non-thumb revolute fingers (the most distal joint's axis, signed so that
       moving toward its larger limit is positive; flexing about +y turns +z toward +x, so the palm faces +x);
       for a hand without revolute fingers (a parallel gripper), the direction from the other fingers to the thumb;
@@ -33,10 +34,16 @@ def estimate_mount(robot: Robot, fingers: list[Finger], thumb: int | None) -> tu
         return mount, notes
     geo = finger_geometry(robot, fingers)
     base, axis = geo["base"], geo["axis"]
-    z = _unit(base.mean(axis=0))
-    if np.linalg.norm(base.mean(axis=0)) < 1e-6:
-        z = _unit(geo["tip"].mean(axis=0))
     others = [i for i in range(len(fingers)) if i != thumb] or list(range(len(fingers)))
+    centroid = base.mean(axis=0)
+    extension = (geo["tip"][others] - base[others]).mean(axis=0)
+    finger_length = float(np.linalg.norm(geo["tip"][others] - base[others], axis=1).mean())
+    if np.linalg.norm(centroid) >= 0.25 * finger_length:
+        z = _unit(centroid)
+    else:
+        # the root sits among the finger bases (Allegro): the fingers' own base -> tip direction at zero instead
+        z = _unit(extension)
+        notes.append("the URDF root sits among the finger bases; +z follows the fingers' extension at the zero pose")
     revolute = [i for i in others if robot.joint_by_name[fingers[i].all_joints[-1]].type == "revolute"]
     if revolute:
         y = axis[revolute].mean(axis=0)

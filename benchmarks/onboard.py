@@ -1,0 +1,152 @@
+"""Onboarding: wall time and quality against steps for 16-DoF hands, and leave-one-out against joint training.
+
+    python benchmarks/onboard.py time        [--repeats 3] [--json FILE]   # default settings, median of 3
+    python benchmarks/onboard.py steps       [--json FILE]                 # quality vs steps (Allegro)
+    python benchmarks/onboard.py leave-one-out [--pretrain-steps N] [--json FILE]
+
+`time` onboards Allegro and LEAP (bare URDFs from ../shared) into the shipped default space at default settings,
+the quality report with its oracle included, and prints the median wall time next to the baseline measured in
+the same run: retraining the whole space with the new hand at the default pretraining settings, projected from
+its median step time (what adding a hand costs without onboarding). Target (issue 4): 60 s or less.
+
+`leave-one-out`: for each built-in hand, pretrain a space on the other three (default pretraining settings unless
+--pretrain-steps), onboard the fourth at default settings, and compare its mean cross-hand errors against the
+three (pinch distance and direction, random and pinch poses) with the same hand's errors in the shipped default
+space, where it was trained jointly. Ratio = onboarded / jointly trained; target 1.15 or better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import xlhand
+from xlhand.metrics import evaluate
+from xlhand.onboard import ONBOARD_DEFAULTS, onboard
+from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
+from xlhand.space import Space
+from xlhand.training import fit
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "hands"
+SIXTEEN_DOF = {"allegro": SHARED / "allegro_hand" / "allegro_hand_right.urdf",
+               "leap": SHARED / "leap_hand" / "leap_hand_right.urdf"}
+
+
+def need_shared() -> None:
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} not found: the 16-DoF fixture hands live in ../shared")
+
+
+def bench_time(repeats: int) -> dict:
+    need_shared()
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, urdf in SIXTEEN_DOF.items():
+            times, reports = [], []
+            for r in range(repeats):
+                t0 = time.perf_counter()
+                res = onboard(urdf, name=name, out=Path(tmp) / f"{name}{r}.safetensors")
+                times.append(time.perf_counter() - t0)
+                reports.append(res.report)
+            # baseline: retraining a 5-hand space at default pretraining settings, projected from step time
+            hands = [xlhand.load_hand(h) for h in BUILTIN_HANDS] + [res.hand]
+            space = Space.new(hands, seed=0)
+            stamps: list[float] = []
+            fit(space, space.hands, replace(PRETRAIN_DEFAULTS, steps=25),
+                on_step=lambda s, l: stamps.append(time.perf_counter()))
+            step = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+            retrain = step * PRETRAIN_DEFAULTS.steps
+            med = statistics.median(times)
+            out[name] = {"dof": res.hand.dof, "times_s": times, "median_s": med, "retrain_projected_s": retrain,
+                         "speedup_vs_retrain": retrain / med, "summary": reports[-1]["summary"],
+                         "fit_s": reports[-1]["fit_seconds"]}
+            print(f"{name} ({res.hand.dof} DoF): onboard median {med:.1f} s over {repeats} "
+                  f"(runs {', '.join(f'{t:.1f}' for t in times)}; fit {reports[-1]['fit_seconds']} s); "
+                  f"retraining a 5-hand space instead: ~{retrain:.0f} s ({retrain / med:.1f}x); "
+                  f"target <= 60 s: {'OK' if med <= 60 else 'MISSED'}")
+    return out
+
+
+def bench_steps() -> dict:
+    need_shared()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for steps in (150, 300, 600, 1200, 2400):
+            t0 = time.perf_counter()
+            res = onboard(SIXTEEN_DOF["allegro"], name="allegro", out=Path(tmp) / f"a{steps}.safetensors",
+                          steps=steps, oracle=False)
+            wall = time.perf_counter() - t0
+            s = res.report["summary"]
+            out[steps] = {"wall_s": wall, "summary": s}
+            print(f"steps {steps:5d}: {wall:6.1f} s  random {s['random']['new_dist_mm']:.2f} mm "
+                  f"{s['random']['new_dir_deg']:.2f} deg  pinch {s['pinch']['new_dist_mm']:.2f} mm "
+                  f"{s['pinch']['new_dir_deg']:.2f} deg  (existing pairs: random {s['random']['existing_dist_mm']:.2f} mm "
+                  f"{s['random']['existing_dir_deg']:.2f} deg)")
+    return out
+
+
+def _mean_errors(result: dict, hand: str) -> dict:
+    """Mean over the ordered pairs that involve ``hand`` (both directions), per pose kind."""
+    out = {}
+    for kind, table in result["transfer"].items():
+        es = [e for a, row in table.items() for b, e in row.items() if hand in (a, b) and "dist_mm" in e]
+        out[kind] = {"dist_mm": statistics.mean(e["dist_mm"] for e in es),
+                     "dir_deg": statistics.mean(e["dir_deg"] for e in es)}
+    return out
+
+
+def bench_leave_one_out(pretrain_steps: int | None) -> dict:
+    joint_space = xlhand.load_space()
+    joint = evaluate(joint_space, list(BUILTIN_HANDS), seed=0, oracle=False)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for held in BUILTIN_HANDS:
+            rest = [h for h in BUILTIN_HANDS if h != held]
+            base = Path(tmp) / f"without_{held}.safetensors"
+            t0 = time.perf_counter()
+            pretrain(base, hands=rest, steps=pretrain_steps)
+            t1 = time.perf_counter()
+            res = onboard(held, space=base, out=Path(tmp) / f"{held}.safetensors", oracle=False)
+            t2 = time.perf_counter()
+            onboarded = _mean_errors(evaluate(res.space, list(BUILTIN_HANDS), seed=0, oracle=False), held)
+            jointly = _mean_errors(joint, held)
+            ratios = {f"{kind}_{m}": onboarded[kind][m] / jointly[kind][m]
+                      for kind in onboarded for m in ("dist_mm", "dir_deg")}
+            out[held] = {"onboarded": onboarded, "jointly": jointly, "ratios": ratios,
+                         "pretrain_s": t1 - t0, "onboard_s": t2 - t1}
+            print(f"{held:8s} onboarded/jointly: " + "  ".join(f"{k} {v:.3f}" for k, v in ratios.items())
+                  + f"   (pretrain {t1 - t0:.0f} s, onboard {t2 - t1:.0f} s)")
+    worst = max(v for r in out.values() for v in r["ratios"].values())
+    print(f"worst leave-one-out ratio {worst:.3f} (target <= 1.15): {'OK' if worst <= 1.15 else 'MISSED'}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["time", "steps", "leave-one-out"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pretrain-steps", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; onboarding defaults: "
+          f"{ONBOARD_DEFAULTS.steps} steps, batch {ONBOARD_DEFAULTS.batch}")
+    if args.what == "time":
+        result = bench_time(args.repeats)
+    elif args.what == "steps":
+        result = bench_steps()
+    else:
+        result = bench_leave_one_out(args.pretrain_steps)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
