@@ -24,7 +24,8 @@ import xlhand
 from xlhand.losses import pinch_vectors, retarget_loss
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
-from xlhand.training import Sampler, fit, pinch_templates
+from xlhand.poses import pinch_templates
+from xlhand.training import Sampler, fit
 
 
 def step_times(n: int) -> tuple[float, float]:

@@ -15,7 +15,8 @@ import xlhand
 from xlhand.cli.main import main
 from xlhand.losses import pinch_vectors, retarget_loss, shared_pairs
 from xlhand.space import LossSettings, Space, load_space
-from xlhand.training import FitConfig, checkpoint_path_for, fit, pinch_templates
+from xlhand.poses import pinch_templates
+from xlhand.training import FitConfig, checkpoint_path_for, fit
 
 TINY = FitConfig(steps=12, batch=64, templates=32, pool=256, checkpoint_every=5, seed=3)
 

@@ -105,11 +105,14 @@ def _pinch_search(hand, idx: torch.Tensor, generator, steps: int, stop_when_any:
     return q
 
 
-def _descend(hand, q0: torch.Tensor, idx: torch.Tensor, steps: int, stop_when_any: bool):
-    """Adam on the squared thumb-to-finger distances, in normalised joints projected onto [-1, 1].
+def _descend(hand, q0: torch.Tensor, idx: torch.Tensor, steps: int, stop_when_any: bool,
+             src: torch.Tensor | None = None, aperture: torch.Tensor | None = None):
+    """Adam on the squared error between fingertip distances and ``aperture`` (default 0: touching), in normalised
+    joints projected onto [-1, 1]. Row ``i`` closes fingertip ``src[i]`` (default: the thumb) onto ``idx[i]``.
 
     Returns the configurations ``(n, dof)`` and their distances ``(n,)`` in metres."""
-    t = hand.fingers.index("thumb")
+    t = torch.full_like(idx, hand.fingers.index("thumb")) if src is None else src
+    target = torch.zeros(len(idx)) if aperture is None else aperture
     rows = torch.arange(len(idx))
     x = hand.normalize(q0).requires_grad_(True)
     m = torch.zeros_like(x)
@@ -118,11 +121,12 @@ def _descend(hand, q0: torch.Tensor, idx: torch.Tensor, steps: int, stop_when_an
     with torch.enable_grad():
         for step in range(1, steps + 1):
             tips = hand.fingertips(hand.denormalize(x))
-            d2 = (tips[rows, idx] - tips[:, t]).pow(2).sum(dim=-1)
-            reached = d2.detach() < PINCH_TOL**2
+            dist = (tips[rows, idx] - tips[rows, t]).norm(dim=-1)
+            err = (dist - target).pow(2)
+            reached = err.detach() < PINCH_TOL**2
             if bool(reached.any() if stop_when_any else reached.all()):
                 break
-            (g,) = torch.autograd.grad(d2.sum(), x)
+            (g,) = torch.autograd.grad(err.sum(), x)
             with torch.no_grad():  # Adam, written out: torch.optim's first import costs seconds (torch._dynamo)
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -131,8 +135,31 @@ def _descend(hand, q0: torch.Tensor, idx: torch.Tensor, steps: int, stop_when_an
     q = hand.denormalize(x.detach()).clamp(hand.lower, hand.upper)
     with torch.no_grad():
         tips = hand.fingertips(q)
-        d = (tips[rows, idx] - tips[:, t]).norm(dim=-1)
+        d = (tips[rows, idx] - tips[rows, t]).norm(dim=-1)
     return q, d
+
+
+def pinch_templates(hand, n: int, generator: torch.Generator | None = None, max_aperture: float = 0.02,
+                    steps: int = 100) -> torch.Tensor:
+    """``(n, dof)`` training templates: configurations where a finger pair closes to an aperture drawn uniformly
+    in ``[0, max_aperture]`` metres (touching, and the near-pinches around it).
+
+    Pairs cycle over thumb -> each finger, or for a hand without a thumb, first finger -> each other finger.
+    One descent per row from a uniform start; a pair that cannot reach its aperture keeps its closest attempt.
+    """
+    fingers = hand.fingers
+    if "thumb" in fingers:
+        pairs = [("thumb", f) for f in fingers if f != "thumb"]
+    else:
+        pairs = [(fingers[0], f) for f in fingers[1:]]
+    if not pairs or n == 0:
+        return hand.sample(n, generator=generator)
+    which = [pairs[i % len(pairs)] for i in range(n)]
+    src = torch.tensor([fingers.index(a) for a, _ in which])
+    dst = torch.tensor([fingers.index(b) for _, b in which])
+    aperture = torch.rand(n, generator=generator) * max_aperture
+    q, _ = _descend(hand, hand.sample(n, generator=generator), dst, steps, False, src=src, aperture=aperture)
+    return q
 
 
 def pose(hand, name: str, generator: torch.Generator | None = None, finger: str = "index") -> torch.Tensor:

@@ -13,7 +13,7 @@ from .space import Space
 from .training import FitConfig, StepCallback, checkpoint_path_for, fit
 
 BUILTIN_HANDS = ("xhand", "ability", "inspire", "paxini")
-PRETRAIN_DEFAULTS = FitConfig(steps=4000)
+PRETRAIN_DEFAULTS = FitConfig(steps=8000)
 
 
 def source_revision() -> str:

@@ -23,6 +23,7 @@ from .atomic import atomic_path
 from .errors import XlhandError
 from .hand import Hand
 from .losses import kl_loss, pinch_vectors, retarget_loss, shared_pairs
+from .poses import pinch_templates
 from .space import Space
 
 
@@ -38,47 +39,6 @@ class FitConfig:
     pool: int = 32768  # precomputed samples per frozen source hand
     checkpoint_every: int = 250
     seed: int = 0
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Pinch templates
-
-
-def pinch_pairs_of(hand: Hand) -> list[tuple[str, str]]:
-    """The finger pairs a hand can pinch with: thumb -> each finger, or first finger -> each other finger."""
-    return shared_pairs(hand, hand)
-
-
-def pinch_templates(hand: Hand, n: int, generator: torch.Generator, iterations: int = 100,
-                    max_aperture: float = 0.02) -> torch.Tensor:
-    """``(n, dof)`` configurations where a thumb-finger pair is closed to an aperture in ``[0, max_aperture]``
-    metres, found by Adam through the hand's own FK from uniform random starts, staying within the limits.
-
-    Templates cycle over the hand's pairs. A start that cannot reach its aperture keeps its best attempt; the
-    returned poses are all within the limits.
-    """
-    pairs = pinch_pairs_of(hand)
-    if not pairs or n == 0:
-        return hand.sample(n, generator=generator)
-    idx = {f: i for i, f in enumerate(hand.fingers)}
-    which = torch.arange(n) % len(pairs)
-    a = torch.tensor([idx[pairs[k][0]] for k in which.tolist()])
-    b = torch.tensor([idx[pairs[k][1]] for k in which.tolist()])
-    aperture = torch.rand(n, generator=generator) * max_aperture
-    x0 = torch.rand(n, hand.dof, generator=generator) * 1.8 - 0.9  # normalised start, away from the limits
-    u = torch.atanh(x0).clone().requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=0.1)
-    rows = torch.arange(n)
-    for _ in range(iterations):
-        q = hand.denormalize(torch.tanh(u))
-        tips = hand.fingertips(q)
-        dist = (tips[rows, b] - tips[rows, a]).norm(dim=-1)
-        loss = ((dist - aperture) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return hand.denormalize(torch.tanh(u))
 
 
 class Sampler:
