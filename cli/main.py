@@ -8,7 +8,7 @@ import typer
 
 from xlhand.errors import XlhandError
 
-from . import bundle, hands, inspect, new, onboard, plugins, render, space
+from . import bundle, hands, inspect, new, onboard, output, plugins, render, space
 
 app = typer.Typer(
     name="xlhand",
@@ -30,7 +30,15 @@ app.add_typer(bundle.app, name="bundle")
 app.add_typer(render.app, name="render")
 
 
+_plugin_commands_added = False
+
+
 def _add_plugin_commands() -> None:
+    """Let plugins add subcommands (once per process)."""
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
     from xlhand.plugins import manager
 
     failures = manager.call_each("register_commands", app=app)
@@ -40,6 +48,7 @@ def _add_plugin_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors are one line on stderr and exit status 1."""
+    output.invocation[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         _add_plugin_commands()
         app(args=argv, prog_name="xlhand")

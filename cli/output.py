@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 
+invocation: list[str] = []  # the arguments of this xlhand invocation (set by main)
 console = Console()
 err_console = Console(stderr=True)
 

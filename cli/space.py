@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from xlhand.atomic import write_text_atomic
 from xlhand.errors import XlhandError
 
+from . import output
 from .output import console, err_console, print_json
 from .progress import training_progress
 
@@ -36,7 +36,7 @@ def pretrain(
     from xlhand.pretrain import PRETRAIN_DEFAULTS, pretrain as run
 
     total = steps or PRETRAIN_DEFAULTS.steps
-    command = "xlhand " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "xlhand " + " ".join(shlex.quote(a) for a in output.invocation)
     try:
         with training_progress("pretrain", total) as on_step:
             space = run(out, hands=_split(hands), steps=steps, seed=seed, resume=resume, on_step=on_step,

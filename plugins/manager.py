@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+from collections.abc import Callable
 
 import pluggy
 
@@ -67,8 +68,10 @@ def plugin_version(name: str) -> str | None:
     return None
 
 
-def call_each(hook_name: str, **kwargs) -> dict[str, Exception]:
-    """Call a hook on each plugin separately, so one plugin raising does not stop the others.
+def call_each(hook_name: str, on_plugin: Callable[[str], None] | None = None, **kwargs) -> dict[str, Exception]:
+    """Call a hook on each plugin separately, in registration order (built-ins first), so one plugin raising does
+    not stop the others. ``on_plugin(name)`` is told which plugin is about to be called (registries use it to
+    attribute what gets registered).
 
     Returns ``{plugin name: exception}`` for the plugins that raised.
     """
@@ -76,6 +79,8 @@ def call_each(hook_name: str, **kwargs) -> dict[str, Exception]:
     failures: dict[str, Exception] = {}
     plugins = pm.get_plugins()
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if on_plugin is not None:
+            on_plugin(impl.plugin_name)
         others = [p for p in plugins if p is not impl.plugin]
         caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
         try:

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import xlhand
 from xlhand.cli.main import main
-from xlhand.losses import pinch_vectors, retarget_loss, shared_pairs
+from xlhand.losses import retarget_loss, shared_pairs
 from xlhand.space import LossSettings, Space, load_space
 from xlhand.poses import pinch_templates
 from xlhand.training import FitConfig, checkpoint_path_for, fit

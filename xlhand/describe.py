@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 
 from .hand import Hand
 from .kinematics import actuated_joints
-
-
-def _rpy(R: np.ndarray) -> list[float]:
-    """URDF rpy of a rotation matrix (inverse of :func:`xlhand.urdf.rpy_matrix`)."""
-    pitch = math.asin(max(-1.0, min(1.0, -R[2, 0])))
-    if abs(math.cos(pitch)) > 1e-9:
-        roll = math.atan2(R[2, 1], R[2, 2])
-        yaw = math.atan2(R[1, 0], R[0, 0])
-    else:
-        roll, yaw = math.atan2(-R[1, 2], R[1, 1]), 0.0
-    return [roll, pitch, yaw]
+from .urdf import matrix_rpy
 
 
 def describe_hand(hand: Hand) -> dict:
@@ -61,7 +48,7 @@ def describe_hand(hand: Hand) -> dict:
         "canonical_frame": {
             "source": hand.mount_source,
             "xyz": [round(float(v), 6) for v in hand.mount[:3, 3]],
-            "rpy": [round(v, 6) for v in _rpy(hand.mount[:3, :3])],
+            "rpy": [round(v, 6) for v in matrix_rpy(hand.mount[:3, :3])],
             "convention": "origin at the wrist, fingers +z, palm facing +x, thumb toward +y (right hand)",
         },
         "kinematics_hash": hand.kinematics_hash,

@@ -225,13 +225,10 @@ def driver_registry() -> DriverRegistry:
         else:
             reg.drivers[name] = RegisteredDriver(name, factory, plugin)
 
-    for impl in manager.pm.hook.register_drivers.get_hookimpls():  # registration order (pluggy lists them so)
-        current["plugin"] = impl.plugin_name
-        others = [p for p in manager.pm.get_plugins() if p is not impl.plugin]
-        try:
-            manager.pm.subset_hook_caller("register_drivers", remove_plugins=others)(register=register)
-        except Exception as exc:
-            reg.errors.setdefault(impl.plugin_name, []).append(f"register_drivers raised {type(exc).__name__}: {exc}")
+    failures = manager.call_each("register_drivers", on_plugin=lambda name: current.update(plugin=name),
+                                 register=register)
+    for name, exc in failures.items():
+        reg.errors.setdefault(name, []).append(f"register_drivers raised {type(exc).__name__}: {exc}")
     return reg
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .handspec import ROLES
-from .urdf import Joint, Robot
+from .urdf import Robot
 
 
 @dataclass(frozen=True)

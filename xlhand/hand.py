@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import XlhandError
-from .fingertips import Finger, assign_roles, find_fingers, find_thumb, fingers_from_tips
+from .fingertips import assign_roles, find_fingers, find_thumb, fingers_from_tips
 from .frame import estimate_mount
 from .handspec import ROLES, Fingertip, HandSpec, validate_name
 from .kinematics import FingertipFK, FullChainFK, actuated_joints, kinematics_hash

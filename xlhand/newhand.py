@@ -22,11 +22,10 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from .describe import _rpy
 from .errors import XlhandError
 from .hand import Hand, hand_from_spec, spec_for_urdf
 from .handspec import validate_name
-from .urdf import parse_xml, resolve_mesh_path
+from .urdf import matrix_rpy, parse_xml, resolve_mesh_path
 
 TEMPLATE = "hand-plugin"
 XLHAND_MIN = "0.1"  # the first xlhand with the plugin hooks the template uses
@@ -61,7 +60,7 @@ class NewHand:
             "dof": self.hand.dof,
             "fingertips": {role: {"link": t.link, "offset": list(t.offset)} for role, t in self.hand.tips.items()},
             "fingertips_source": self.hand.tips_source,
-            "mount": {"xyz": [float(v) for v in self.hand.mount[:3, 3]], "rpy": _rpy(self.hand.mount[:3, :3]),
+            "mount": {"xyz": [float(v) for v in self.hand.mount[:3, 3]], "rpy": matrix_rpy(self.hand.mount[:3, :3]),
                       "source": self.hand.mount_source},
             "meshes": self.meshes,
             "notes": self.notes,
@@ -268,7 +267,7 @@ def hand_toml(hand: Hand, name: str, urdf_name: str, description: str, *, limits
         "[mount]                          # canonical hand frame <- URDF root, "
         + ("estimated from the geometry" if hand.mount_source == "estimated" else f"from {hand.mount_source}"),
         f"xyz = {_floats(hand.mount[:3, 3])}",
-        f"rpy = {_floats(_rpy(hand.mount[:3, :3]))}",
+        f"rpy = {_floats(matrix_rpy(hand.mount[:3, :3]))}",
         "",
     ]
     if limits:

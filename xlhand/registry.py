@@ -55,13 +55,10 @@ def registry() -> Registry:
             return
         hands[spec.name] = RegisteredHand(spec.name, spec, plugin)
 
-    for impl in manager.pm.hook.register_hands.get_hookimpls():  # registration order (pluggy lists them so)
-        current["plugin"] = impl.plugin_name
-        others = [p for p in manager.pm.get_plugins() if p is not impl.plugin]
-        try:
-            manager.pm.subset_hook_caller("register_hands", remove_plugins=others)(register=register)
-        except Exception as exc:
-            errors.setdefault(impl.plugin_name, []).append(f"register_hands raised {type(exc).__name__}: {exc}")
+    failures = manager.call_each("register_hands", on_plugin=lambda name: current.update(plugin=name),
+                                 register=register)
+    for name, exc in failures.items():
+        errors.setdefault(name, []).append(f"register_hands raised {type(exc).__name__}: {exc}")
     _registry = Registry(hands=hands, errors=errors)
     return _registry
 

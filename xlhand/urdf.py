@@ -136,6 +136,17 @@ def rpy_matrix(rpy) -> np.ndarray:
     )
 
 
+def matrix_rpy(R: np.ndarray) -> list[float]:
+    """URDF rpy of a rotation matrix (inverse of :func:`xlhand.urdf.rpy_matrix`)."""
+    pitch = math.asin(max(-1.0, min(1.0, -R[2, 0])))
+    if abs(math.cos(pitch)) > 1e-9:
+        roll = math.atan2(R[2, 1], R[2, 2])
+        yaw = math.atan2(R[1, 0], R[0, 0])
+    else:
+        roll, yaw = math.atan2(-R[1, 2], R[1, 1]), 0.0
+    return [roll, pitch, yaw]
+
+
 def transform(xyz=(0, 0, 0), rpy=(0, 0, 0)) -> np.ndarray:
     m = np.eye(4)
     m[:3, :3] = rpy_matrix(rpy)
@@ -160,7 +171,7 @@ def parse_xml(path: Path) -> etree._Element:
     if size > MAX_URDF_BYTES:
         raise XlhandError(f"file is {size / 2**20:.0f} MiB; a URDF over {MAX_URDF_BYTES // 2**20} MiB is refused", path)
     data = path.read_bytes()
-    if _ENTITY.search(data):
+    if _ENTITY.search(data) or _ENTITY.search(data.replace(b"\x00", b"")):  # the second: UTF-16/32 text
         raise XlhandError("XML declares entities (<!ENTITY>); refused to guard against entity-expansion bombs", path)
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=True
@@ -171,6 +182,9 @@ def parse_xml(path: Path) -> etree._Element:
         raise XlhandError(f"not well-formed XML ({exc.msg}, line {exc.lineno})", path) from None
     if root is None:
         raise XlhandError("empty XML document", path)
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):  # declared in an encoding the byte check missed
+        raise XlhandError("XML declares entities (<!ENTITY>); refused to guard against entity-expansion bombs", path)
     return root
 
 
@@ -310,6 +324,8 @@ def _check_mimic(joints: list[Joint], path: Path) -> None:
             if target.name in seen:
                 raise XlhandError(f"mimic joints form a cycle through {target.name!r}", path)
             seen.add(target.name)
+            if target.mimic[0] not in by_name:  # a mimic of a mimic that names a missing joint
+                raise XlhandError(f"joint {target.name!r} mimics {target.mimic[0]!r}, which does not exist", path)
             target = by_name[target.mimic[0]]
 
 
