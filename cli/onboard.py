@@ -75,7 +75,7 @@ def show_report(report: dict) -> None:
     for kind in ("random", "pinch"):
         for a, row in m["transfer"][kind].items():
             for b, e in row.items():
-                if "dist_mm" not in e:
+                if "dist_mm" not in e or report["hand"] not in (a, b):
                     continue
                 t.add_row(kind, a, b, f"{e['dist_mm']:.2f}", f"{e['dir_deg']:.2f}",
                           f"{e.get('oracle_dist_mm', float('nan')):.2f}", f"{e.get('oracle_dir_deg', float('nan')):.2f}",

@@ -18,7 +18,7 @@ from .adapter_file import save_adapter
 from .errors import XlhandError
 from .hand import Hand, hand_from_spec, spec_for_urdf
 from .losses import shared_pairs
-from .metrics import evaluate
+from .metrics import evaluate, summarize
 from .pretrain import source_revision
 from .registry import load_hand, registry
 from .space import Adapter, Space, load_space
@@ -133,25 +133,28 @@ def onboard(
 
 def onboarding_report(space: Space, new: str, seed: int = 0, oracle: bool = True, n: int = 10_000,
                       oracle_n: int = 300) -> dict:
-    """Quality of ``new`` against every other hand, next to the pairs among the other hands themselves."""
+    """Quality of ``new`` against every other hand, next to the pairs among the other hands themselves.
+
+    One :func:`~xlhand.metrics.evaluate` over the pairs that involve ``new`` (with the oracle) and the pairs
+    among the existing hands (without it), on the same samples.
+    """
     others = [h for h in space.hands if h != new]
     new_pairs = [(a, b) for h in others for a, b in ((new, h), (h, new))]
     among = [(a, b) for a in others for b in others if a != b]
-    mine = evaluate(space, space.hands, seed=seed, n=n, oracle=oracle, oracle_n=oracle_n, pairs=new_pairs,
-                    per_hand=[new])
-    base = evaluate(space, space.hands, seed=seed, n=n, oracle=False, pairs=among, per_hand=[])
+    metrics = evaluate(space, space.hands, seed=seed, n=n, oracle=oracle, oracle_n=oracle_n,
+                       pairs=new_pairs + among, per_hand=[new], oracle_pairs=new_pairs)
+    mine, base = summarize(metrics["transfer"], new_pairs), summarize(metrics["transfer"], among)
     hand = space.hand(new)
     notes = []
     if "thumb" not in hand.fingers:
         notes.append(f"{new} has no thumb: it is compared on index-to-finger vectors with the fingers it shares "
                      "with each hand, not on thumb pinches")
     for h in others:
-        pairs = shared_pairs(hand, space.hand(h))
-        if not pairs:
+        if not shared_pairs(hand, space.hand(h)):
             notes.append(f"{new} and {h} share no finger pair; no retargeting between them")
     summary = {}
     for kind in ("random", "pinch"):
-        s_new, s_base = mine["summary"].get(kind), base["summary"].get(kind)
+        s_new, s_base = mine.get(kind), base.get(kind)
         if s_new is None:
             continue
         summary[kind] = {"new_dist_mm": s_new["dist_mm"], "new_dir_deg": s_new["dir_deg"],
@@ -160,5 +163,6 @@ def onboarding_report(space: Space, new: str, seed: int = 0, oracle: bool = True
         if "ratio_dist" in s_new:
             summary[kind]["ratio_dist"] = s_new["ratio_dist"]
             summary[kind]["ratio_dir"] = s_new["ratio_dir"]
-    return {"hand": new, "fingers": hand.fingers, "notes": notes, "summary": summary, "metrics": mine,
-            "existing_pairs": base["summary"]}
+    metrics["summary"] = mine
+    return {"hand": new, "fingers": hand.fingers, "notes": notes, "summary": summary, "metrics": metrics,
+            "existing_pairs": base}

@@ -22,6 +22,7 @@ import torch
 from .atomic import atomic_path
 from .errors import XlhandError
 from .hand import Hand
+from .optim import Adam
 from .losses import kl_loss, pinch_vectors, retarget_loss, shared_pairs
 from .poses import pinch_templates
 from .space import Space
@@ -93,7 +94,7 @@ def fit(
     for n in names:
         space.adapters[n].requires_grad_(n in trainable)
     params = [p for n in trainable for p in space.adapters[n].parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = Adam(params, lr=cfg.lr)
 
     # frozen sources: latents and fingertips precomputed once (exact: nothing trained changes them)
     pools: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -112,10 +113,9 @@ def fit(
     try:
         for step in range(start, cfg.steps):
             frac = step / max(cfg.steps - 1, 1)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
+            opt.lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
             terms = _objective(space, hands, trainable, samplers, pools, pairs, active, cfg, gen)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             terms["loss"].backward()
             opt.step()
             done = step + 1
@@ -190,8 +190,8 @@ def _save_checkpoint(path: Path, space: Space, trainable, opt, gen, step: int, c
 
     tensors = {f"model.{k}": v for k, v in space.tensors(trainable).items()}
     adam_steps = []
-    for i, p in enumerate(p for g in opt.param_groups for p in g["params"]):
-        state = opt.state.get(p, {})
+    for i in range(len(opt.params)):
+        state = opt.state.get(i, {})
         if state:
             tensors[f"opt.{i}.exp_avg"] = state["exp_avg"].contiguous()
             tensors[f"opt.{i}.exp_avg_sq"] = state["exp_avg_sq"].contiguous()
@@ -222,10 +222,10 @@ def _load_checkpoint(path: Path, space: Space, trainable, opt, gen, cfg: FitConf
     for name in trainable:
         prefix = f"model.{name}."
         space.adapters[name].load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    for i, p in enumerate(p for g in opt.param_groups for p in g["params"]):
+    for i in range(len(opt.params)):
         if f"opt.{i}.exp_avg" in tensors:
-            opt.state[p] = {
-                "step": torch.tensor(meta["adam_steps"][i]),
+            opt.state[i] = {
+                "step": int(meta["adam_steps"][i]),
                 "exp_avg": tensors[f"opt.{i}.exp_avg"].clone(),
                 "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"].clone(),
             }
