@@ -8,8 +8,9 @@ import sys
 from rich.console import Console
 
 invocation: list[str] = []  # the arguments of this xlhand invocation (set by main)
-console = Console()
-err_console = Console(stderr=True)
+# wide when writing to a file or pipe, so tables keep full hand names
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def print_json(data) -> None:
