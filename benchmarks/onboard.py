@@ -103,16 +103,17 @@ def _mean_errors(result: dict, hand: str) -> dict:
     return out
 
 
-def bench_leave_one_out(pretrain_steps: int | None) -> dict:
+def bench_leave_one_out(pretrain_steps: int | None, cache: str | None) -> dict:
     joint_space = xlhand.load_space()
     joint = evaluate(joint_space, list(BUILTIN_HANDS), seed=0, oracle=False)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for held in BUILTIN_HANDS:
             rest = [h for h in BUILTIN_HANDS if h != held]
-            base = Path(tmp) / f"without_{held}.safetensors"
+            base = Path(cache or tmp) / f"without_{held}.safetensors"
             t0 = time.perf_counter()
-            pretrain(base, hands=rest, steps=pretrain_steps)
+            if not base.exists():  # pretraining is deterministic for a seed, so a cached space is the same space
+                pretrain(base, hands=rest, steps=pretrain_steps)
             t1 = time.perf_counter()
             res = onboard(held, space=base, out=Path(tmp) / f"{held}.safetensors", oracle=False)
             t2 = time.perf_counter()
@@ -134,6 +135,7 @@ def main() -> None:
     ap.add_argument("what", choices=["time", "steps", "leave-one-out"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pretrain-steps", type=int, default=None)
+    ap.add_argument("--cache", default=None, help="folder keeping the leave-one-out spaces between runs")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; onboarding defaults: "
@@ -143,7 +145,7 @@ def main() -> None:
     elif args.what == "steps":
         result = bench_steps()
     else:
-        result = bench_leave_one_out(args.pretrain_steps)
+        result = bench_leave_one_out(args.pretrain_steps, args.cache)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 

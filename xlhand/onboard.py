@@ -24,7 +24,7 @@ from .registry import load_hand, registry
 from .space import Adapter, Space, load_space
 from .training import FitConfig, StepCallback, checkpoint_path_for, fit
 
-ONBOARD_DEFAULTS = FitConfig(steps=1200, lr=3e-3, pool=32768, checkpoint_every=200)
+ONBOARD_DEFAULTS = FitConfig(steps=1600, lr=6e-3, pool=32768, checkpoint_every=400)
 
 
 @dataclass
