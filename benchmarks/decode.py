@@ -34,7 +34,12 @@ def main() -> None:
     ap.add_argument("--space", default=None)
     ap.add_argument("--batch", type=int, default=65_536)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (a 20 Hz control loop decoding one chunk is best served by 1: on a shared "
+                         "machine, waiting for a second busy core costs more than it gives)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     space = xlhand.load_space(args.space)
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; space {space.path}")
