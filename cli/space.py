@@ -28,7 +28,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 def pretrain(
     out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
     hands: list[str] = typer.Option(None, "--hands", help="Hands to train on (default: the four built-in hands)."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 8000)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 21000, batches of 256)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the space."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt."),
 ) -> None:
