@@ -14,8 +14,8 @@ from .training import FitConfig, StepCallback, checkpoint_path_for, fit
 
 BUILTIN_HANDS = ("xhand", "ability", "inspire", "paxini")
 # Batches of 256 for 21,000 steps: in the same ~8 minutes as 1024 x 8000 this gives a better space (seed 0,
-# `xlhand eval`: random 5.98 mm / 9.83 deg vs 6.36 / 10.22, pinch 5.00 / 12.76 vs 5.19 / 13.51, reconstruction
-# joint RMSE 8-21 % lower on every hand; 512 x 14000 fell in between).
+# `xlhand eval --seed 0`: random 5.98 mm / 9.83 deg vs 6.36 / 10.22, pinch 5.03 / 12.69 vs 5.19 / 13.51,
+# reconstruction joint RMSE 9-24 % lower on every hand; 512 x 14000 fell in between).
 PRETRAIN_DEFAULTS = FitConfig(steps=21000, batch=256, checkpoint_every=1000)
 
 
