@@ -8,6 +8,8 @@ hand (see :func:`shared_pairs`).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from .hand import Hand
@@ -29,10 +31,15 @@ def shared_pairs(a: Hand, b: Hand) -> list[tuple[str, str]]:
 
 def pinch_vectors(hand: Hand, tips: torch.Tensor, pairs: list[tuple[str, str]]) -> torch.Tensor:
     """``tips (B, F, 3)`` of ``hand`` -> pair vectors ``(B, P, 3)`` for ``pairs``."""
-    idx = {f: i for i, f in enumerate(hand.fingers)}
-    src = torch.tensor([idx[a] for a, _ in pairs])
-    dst = torch.tensor([idx[b] for _, b in pairs])
+    src, dst = _pair_index(tuple(hand.fingers), tuple(pairs))
     return tips[:, dst] - tips[:, src]
+
+
+@lru_cache(maxsize=1024)
+def _pair_index(fingers: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Finger indices (from, to) of ``pairs``; cached, since training asks for the same few every step."""
+    idx = {f: i for i, f in enumerate(fingers)}
+    return torch.tensor([idx[a] for a, _ in pairs]), torch.tensor([idx[b] for _, b in pairs])
 
 
 def retarget_loss(d_source: torch.Tensor, d_target: torch.Tensor, loss: LossSettings) -> torch.Tensor:
