@@ -95,6 +95,34 @@ def test_grad_and_no_grad_paths_agree_on_any_layout():
     torch.testing.assert_close(plain, tips_from_link_poses(hand, q.contiguous()), atol=1e-12, rtol=0)
 
 
+def test_combined_fk_over_several_hands_equals_each_hand_and_ignores_padding():
+    """FingertipFK.combine: one FK over several hands fed normalised joints in blocks of ``width`` columns (the
+    training step's layout) gives each hand's own fingertips, and padding columns neither change a value nor get a
+    gradient; first derivatives match finite differences (a prismatic hand and chains of different depths)."""
+    from xlhand.kinematics import FingertipFK
+
+    hands = [load("inspire"), load("panda"), load("allegro")]
+    width = max(h.dof for h in hands) + 2
+    lo, hi = [h.lower.double() for h in hands], [h.upper.double() for h in hands]
+    parts = [(h._fk, ((b - a) / 2).numpy(), ((b + a) / 2).numpy()) for h, a, b in zip(hands, lo, hi)]
+    fk = FingertipFK.combine(parts, width)
+    assert fk.fingers == sum(len(h.fingers) for h in hands)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(len(hands), width, 9, generator=gen, dtype=torch.float64) * 2 - 1
+    want = torch.cat([h.fingertips(h.denormalize(x[i, :h.dof].T)).permute(1, 2, 0) for i, h in enumerate(hands)])
+    xT = x.reshape(-1, 9).clone().requires_grad_()
+    got = fk.points(xT)
+    torch.testing.assert_close(got.detach(), want, atol=1e-12, rtol=0)
+    got.sum().backward()
+    grad = xT.grad.view(len(hands), width, 9)
+    for i, h in enumerate(hands):
+        assert torch.all(grad[i, h.dof:] == 0)
+    with torch.no_grad():
+        torch.testing.assert_close(fk.points(x.reshape(-1, 9)), want, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(lambda v: fk.points(v), (x.reshape(-1, 9)[:, :3].clone().requires_grad_(),),
+                                    eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
 def test_second_derivatives_raise_instead_of_being_wrong():
     """The analytic backward supports first derivatives only; asking for more is an error, not a silent zero."""
     hand = load("inspire")

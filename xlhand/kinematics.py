@@ -135,78 +135,144 @@ class FingertipFK:
         self._has_lin = bool(np.any(lin))
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
 
-    def _consts(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    @classmethod
+    def combine(cls, parts: list[tuple["FingertipFK", np.ndarray, np.ndarray]], width: int) -> "FingertipFK":
+        """One FK over several hands at once, fed normalised joints.
+
+        ``parts``: per hand ``(fk, scale, offset)`` with ``q = x * scale + offset`` (the denormalisation). The
+        combined input is ``(B, len(parts) * width)``: hand ``i``'s normalised joints in columns
+        ``[i * width, i * width + dof_i)``; columns past a hand's ``dof`` are ignored (padding, zero gradient).
+        Output fingers are the hands' fingers in order. Chains shorter than the deepest are padded with identity
+        steps, so one pass of batched matmuls advances every finger of every hand.
+        """
+        D = max(fk.depth for fk, _, _ in parts)
+        F = sum(fk.fingers for fk, _, _ in parts)
+        M = np.zeros((D, F, 9, 4))
+        M[:, :, 0:3, 0:3] = np.eye(3)
+        K = np.zeros((D, F, 3, 4))
+        lin = np.zeros((D, F, 3, 1))
+        WT = np.zeros((D, F, len(parts) * width))
+        b = np.zeros((D, F))
+        tip = np.ones((F, 4, 1))
+        f0 = 0
+        for i, (fk, scale, offset) in enumerate(parts):
+            if fk.dof > width:
+                raise ValueError(f"a hand with {fk.dof} joints does not fit in blocks of {width}")
+            d, f, a = fk.depth, fk.fingers, fk._np
+            sl = slice(f0, f0 + f)
+            M[:d, sl], K[:d, sl], lin[:d, sl], tip[sl] = a["M"], a["K"], a["lin"], a["tip"]
+            wt = a["WT"].reshape(d, f, fk.dof)  # angle = q @ WT.T + b, with q = x * scale + offset
+            WT[:d, sl, i * width:i * width + fk.dof] = wt * np.asarray(scale, dtype=np.float64)
+            b[:d, sl] = a["b"].reshape(d, f) + wt @ np.asarray(offset, dtype=np.float64)
+            f0 += f
+        out = cls.__new__(cls)
+        out.depth, out.fingers, out.dof = D, F, len(parts) * width
+        out._np = {
+            "M": M,
+            "MT": np.concatenate([M[:, :, 3 * i:3 * i + 3, 0:3].swapaxes(-1, -2) for i in range(3)], axis=2),
+            "K": K,
+            "lin": lin,
+            "WT": np.ascontiguousarray(WT.reshape(D * F, -1)),
+            "b": b.reshape(D * F, 1),
+            "tip": tip,
+        }
+        out._has_lin = bool(np.any(lin))
+        out._cache = {}
+        return out
+
+    def _consts(self, dtype: torch.dtype, device: torch.device) -> dict:
+        """The constants as tensors of ``dtype``, split per chain depth once (indexing them inside the loops cost
+        an op each)."""
         key = (dtype, device)
         if key not in self._cache:
+            a = self._np
+            t = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=dtype, device=device) for k, v in a.items()}
+            tip3 = t["tip"][:, 0:3]
             self._cache[key] = {
-                k: torch.as_tensor(np.ascontiguousarray(v), dtype=dtype, device=device) for k, v in self._np.items()
+                "WT": t["WT"], "b": t["b"],
+                "Mr": t["M"][..., 0:3].contiguous().unbind(0),  # (F, 9, 3) per depth: [M0; M1; M2]
+                "Mt": t["M"][..., 3:4].contiguous().unbind(0),  # (F, 9, 1): [t_A; 0; 0]
+                "MT": t["MT"].unbind(0),  # (F, 9, 3): [M0^T; M1^T; M2^T]
+                "K3": t["K"][..., 0:3].contiguous().unbind(0),  # (F, 3, 3)
+                "Kl": t["K"][..., 3:4].contiguous().unbind(0),  # (F, 3, 1)
+                "lin": t["lin"].unbind(0),
+                "u0": torch.bmm(t["M"][0], t["tip"]),  # (F, 9, 1): the first step's product is a constant
+                "tangent0": torch.bmm(t["K"][0], t["tip"]),  # (F, 3, 1)
+                "tip3": tip3,
             }
         return self._cache[key]
 
     def _forward(self, q: torch.Tensor, keep: bool = False):
-        """``q (B, dof)`` -> fingertips ``(F, 3, B)``, plus (sin, cos, points entering each step, homogeneous
-        ``(F, 4, B)``) when ``keep``."""
+        """``q (B, dof)`` -> fingertips ``(F, 3, B)``, plus (sin, cos, angles, points entering each step after
+        the first, ``(F, 3, B)``) when ``keep``."""
         c = self._consts(q.dtype, q.device)
         B = q.shape[0]
         D, F = self.depth, self.fingers
         angles = torch.addmm(c["b"], c["WT"], q.T).view(D, F, 1, B)
         s, co = torch.sin(angles), torch.cos(angles)
-        v = c["tip"].expand(F, 4, B).contiguous()
+        s_d, co_d, a_d = s.unbind(0), co.unbind(0), angles.unbind(0)
         entering = []
+        u = c["u0"]
         for d in range(D):
-            if keep:
-                entering.append(v)
-            u = torch.bmm(c["M"][d], v)  # (F, 9, B): [M0 v + t; M1 v; M2 v]
-            if d == D - 1:
-                v = torch.empty(F, 3, B, dtype=q.dtype, device=q.device)
-                out = v
-            else:
-                v = torch.empty(F, 4, B, dtype=q.dtype, device=q.device)
-                v[:, 3].fill_(1.0)
-                out = v[:, 0:3]
+            if d > 0:
+                if keep:
+                    entering.append(v)
+                u = torch.baddbmm(c["Mt"][d], c["Mr"][d], v)  # (F, 9, B): [M0 v + t; M1 v; M2 v]
+            u0, u1, u2 = u.view(F, 3, 3, u.shape[2]).unbind(1)
+            v = torch.addcmul(torch.addcmul(u0, s_d[d], u1), co_d[d], u2)
             if self._has_lin:
-                torch.addcmul(torch.addcmul(torch.addcmul(u[:, 0:3], s[d], u[:, 3:6]), co[d], u[:, 6:9]),
-                              angles[d], c["lin"][d], out=out)
-            else:
-                torch.addcmul(torch.addcmul(u[:, 0:3], s[d], u[:, 3:6]), co[d], u[:, 6:9], out=out)
+                v = torch.addcmul(v, a_d[d], c["lin"][d])
+        if v.shape[2] != B:  # D == 1: the tip through one constant step broadcast to the batch
+            v = v.expand(F, 3, B).contiguous()
         return v, (s, co, entering)
 
-    def _backward(self, grad: torch.Tensor, s: torch.Tensor, co: torch.Tensor, entering) -> torch.Tensor:
-        """``grad (B, F, 3)`` on the fingertips -> gradient ``(B, dof)`` on ``q``."""
+    def _backward(self, grad: torch.Tensor, s: torch.Tensor, co: torch.Tensor, entering,
+                  fib: bool = False) -> torch.Tensor:
+        """``grad (B, F, 3)`` (or ``(F, 3, B)`` with ``fib``) on the fingertips -> gradient ``(B, dof)`` on ``q``."""
         c = self._consts(grad.dtype, grad.device)
         D, F = self.depth, self.fingers
-        B = grad.shape[0]
-        g = grad.permute(1, 2, 0).contiguous()  # (F, 3, B)
-        g_angles = torch.empty(D, F, B, dtype=grad.dtype, device=grad.device)
+        g = grad if fib else grad.permute(1, 2, 0)  # (F, 3, B)
+        B = g.shape[2]
+        s_d, co_d = s.unbind(0), co.unbind(0)
+        g_angles = [None] * D
         for d in range(D - 1, -1, -1):
-            w = torch.bmm(c["MT"][d], g)  # (F, 9, B): [M0^T g; M1^T g; M2^T g]
-            g = torch.addcmul(torch.addcmul(w[:, 0:3], s[d], w[:, 3:6]), co[d], w[:, 6:9])
-            tangent = torch.bmm(c["K"][d], entering[d])  # (F, 3, B): K v + k_lin
-            torch.sum(g * tangent, dim=1, out=g_angles[d])
-        return torch.mm(g_angles.view(D * F, B).T, c["WT"])
+            w0, w1, w2 = torch.bmm(c["MT"][d], g).view(F, 3, 3, B).unbind(1)  # M0^T g, M1^T g, M2^T g
+            g = torch.addcmul(torch.addcmul(w0, s_d[d], w1), co_d[d], w2)
+            # the angle's gradient: g . (K v + k_lin), v the point entering the step
+            tangent = c["tangent0"][:, 0:3] if d == 0 else torch.baddbmm(c["Kl"][d], c["K3"][d], entering[d - 1])
+            g_angles[d] = (g * tangent).sum(1)
+        return torch.mm(torch.stack(g_angles).view(D * F, B).T, c["WT"])
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         """``q (B, dof)`` -> fingertips ``(B, F, 3)``."""
         if q.requires_grad and torch.is_grad_enabled():
-            return _FingertipFunction.apply(q, self)
+            return _FingertipFunction.apply(q, self, False)
         return self._forward(q)[0].permute(2, 0, 1).contiguous()
+
+    def points(self, qT: torch.Tensor) -> torch.Tensor:
+        """``qT (dof, B)`` (joints by columns) -> fingertips ``(F, 3, B)``: the layout the training step works in,
+        with no transposing copies on the way in or out."""
+        if qT.requires_grad and torch.is_grad_enabled():
+            return _FingertipFunction.apply(qT.T, self, True)
+        return self._forward(qT.T)[0]
 
 
 class _FingertipFunction(torch.autograd.Function):
-    """:class:`FingertipFK` with its analytic backward (first derivatives)."""
+    """:class:`FingertipFK` with its analytic backward (first derivatives); ``fib`` selects the ``(F, 3, B)``
+    output layout instead of ``(B, F, 3)``."""
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, fk: FingertipFK) -> torch.Tensor:
+    def forward(ctx, q: torch.Tensor, fk: FingertipFK, fib: bool) -> torch.Tensor:
         tips, (s, co, entering) = fk._forward(q.detach(), keep=True)
-        ctx.fk = fk
+        ctx.fk, ctx.fib = fk, fib
         ctx.save_for_backward(s, co, *entering)
-        return tips.permute(2, 0, 1).contiguous()
+        return tips if fib else tips.permute(2, 0, 1).contiguous()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         s, co, *entering = ctx.saved_tensors
-        return ctx.fk._backward(grad, s, co, entering), None
+        return ctx.fk._backward(grad, s, co, entering, fib=ctx.fib), None, None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -42,16 +42,27 @@ def _pair_index(fingers: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) ->
     return torch.tensor([idx[a] for a, _ in pairs]), torch.tensor([idx[b] for _, b in pairs])
 
 
-def retarget_loss(d_source: torch.Tensor, d_target: torch.Tensor, loss: LossSettings) -> torch.Tensor:
-    """Weighted pinch distance + direction loss, mean over batch and pairs.
+def retarget_terms(d_source: torch.Tensor, d_target: torch.Tensor, loss: LossSettings, dim: int = -1,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The pinch distance + direction loss of each pair vector (the paper's Eq. 2-3), vectors along ``dim``.
 
-    ``w * (dis * (|d_s| - |d_t|)^2 + dir * (1 - cos(d_s, d_t)))`` with ``w = exp(-dis_exp * |d_s|)``.
+    ``w * (dis * (|d_s| - |d_t|)^2 + dir * (1 - cos(d_s, d_t)))`` with ``w = exp(-dis_exp * |d_s|)``, times
+    ``scale`` when given. The source side is a target to match, not trained through: no gradient reaches
+    ``d_source``.
     """
-    ns = d_source.norm(dim=-1)
-    nt = d_target.norm(dim=-1)
-    cos = (d_source * d_target).sum(-1) / (ns * nt).clamp_min(1e-9)
-    w = torch.exp(-loss.dis_exp * ns)
-    return (w * (loss.dis * (ns - nt) ** 2 + loss.dir * (1 - cos))).mean()
+    with torch.no_grad():
+        ns = d_source.norm(dim=dim)
+        w = torch.exp(-loss.dis_exp * ns)
+        if scale is not None:
+            w = w * scale
+    nt = d_target.norm(dim=dim)
+    cos = (d_source * d_target).sum(dim) / (ns * nt).clamp_min(1e-9)
+    return w * (loss.dis * (ns - nt) ** 2 + loss.dir * (1 - cos))
+
+
+def retarget_loss(d_source: torch.Tensor, d_target: torch.Tensor, loss: LossSettings) -> torch.Tensor:
+    """:func:`retarget_terms` of ``(B, P, 3)`` pair vectors, mean over batch and pairs."""
+    return retarget_terms(d_source, d_target, loss).mean()
 
 
 def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -66,3 +77,44 @@ def pair_errors(d_a: torch.Tensor, d_b: torch.Tensor) -> tuple[torch.Tensor, tor
     cos = ((d_a * d_b).sum(-1) / (na * nb).clamp_min(1e-12)).clamp(-1.0, 1.0)
     ang = torch.rad2deg(torch.arccos(cos)).mean(-1)
     return dist, ang
+
+
+class PinchRows(torch.autograd.Function):
+    """Sum of :func:`retarget_terms` over rows gathered from fingertips, with an analytic backward.
+
+    ``tips (R0, 3, B)``: target fingertips, one row per (finger, source block); ``to``/``frm (R,)``: the rows of
+    each pair vector's ends; ``d_s (R, 3, B)``: the source pair vectors; ``scale (R, 1)``: each row's weight.
+    Returns the scalar ``sum(scale * retarget_terms(d_s, d_t))`` with ``d_t = tips[to] - tips[frm]``, and
+    carries the gradient back to ``tips`` only. One autograd node instead of one per elementwise op: a training
+    step evaluates this for every (source, target, finger pair) row at once.
+
+    Gradient of a row's term ``w (dis (n_t - n_s)^2 + dir (1 - d_s.d_t / max(n_s n_t, 1e-9)))`` with respect to
+    ``d_t``: ``w (2 dis (n_t - n_s) + dir cos n_s / den [n_s n_t > 1e-9]) d_t / n_t - w dir d_s / den``.
+    """
+
+    @staticmethod
+    def forward(ctx, tips, to, frm, d_s, scale, loss: LossSettings):
+        d_t = tips.index_select(0, to) - tips.index_select(0, frm)
+        ns = (d_s * d_s).sum(1).sqrt_()
+        w = torch.exp(ns * -loss.dis_exp).mul_(scale)
+        nt = (d_t * d_t).sum(1).sqrt_()
+        prod = ns * nt
+        den = prod.clamp_min(1e-9)
+        cos = (d_s * d_t).sum(1).div_(den)
+        diff = nt - ns
+        total = (w * (loss.dis * diff * diff + loss.dir * (1 - cos))).sum()
+        ctx.save_for_backward(to, frm, d_s, d_t, ns, nt, w, den, cos, diff, prod)
+        ctx.loss, ctx.n_tips = loss, tips.shape[0]
+        return total
+
+    @staticmethod
+    def backward(ctx, g):
+        to, frm, d_s, d_t, ns, nt, w, den, cos, diff, prod = ctx.saved_tensors
+        loss = ctx.loss
+        dn = 2 * loss.dis * diff + torch.where(prod > 1e-9, loss.dir * cos * ns / den, 0.0)
+        cn = torch.where(nt > 0, w * dn / nt, 0.0)
+        cd = w * (-loss.dir) / den
+        g_dt = (cn[:, None] * d_t).addcmul_(cd[:, None], d_s).mul_(g)
+        g_tips = torch.zeros(ctx.n_tips, *d_t.shape[1:], dtype=d_t.dtype)
+        g_tips.index_add_(0, to, g_dt).index_add_(0, frm, g_dt, alpha=-1)
+        return g_tips, None, None, None, None, None

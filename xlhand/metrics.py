@@ -21,7 +21,7 @@ import torch
 
 from .hand import Hand
 from .optim import Adam
-from .losses import pair_errors, pinch_vectors, shared_pairs
+from .losses import pair_errors, pinch_vectors, retarget_terms, shared_pairs
 from .space import LossSettings, Space
 
 PINCH_RADIUS = 0.02  # m
@@ -54,11 +54,7 @@ def oracle_decode(target: Hand, d_source: torch.Tensor, pairs, loss: LossSetting
 
     def per_pose(u_):
         q = target.denormalize(torch.tanh(u_))
-        d_t = pinch_vectors(target, target.fingertips(q), pairs)
-        ns, nt = d_rep.norm(dim=-1), d_t.norm(dim=-1)
-        cos = (d_rep * d_t).sum(-1) / (ns * nt).clamp_min(1e-9)
-        w = torch.exp(-loss.dis_exp * ns)
-        return (w * (loss.dis * (ns - nt) ** 2 + loss.dir * (1 - cos))).mean(-1)
+        return retarget_terms(d_rep, pinch_vectors(target, target.fingertips(q), pairs), loss).mean(-1)
 
     for _ in range(iterations):
         opt.zero_grad()

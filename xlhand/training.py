@@ -6,6 +6,14 @@ noise with probability ``pinch_probability``), encode to the posterior mean ``z`
 hand ``t`` and compare pinch vectors (:mod:`xlhand.losses`); add reconstruction and KL for trainable hands.
 Pairs where both hands are frozen contribute nothing and are skipped; a frozen source's latents and geometry do
 not depend on anything being trained, so they are computed once for a pool of samples and drawn from it.
+
+How a step is computed (:class:`Step`): target hands that decode the same latents form a *group* (pretraining:
+one group, every hand decoding every hand's latents; onboarding: the frozen hands decoding the new hand's
+latents, and the new hand decoding everyone's). A group's decoders run as one stacked network
+(:class:`~xlhand.stacked.MLPStack`), its fingertips come from one combined FK
+(:meth:`~xlhand.kinematics.FingertipFK.combine`), and every (source, target, finger pair) of the group is one row
+of a single loss evaluation. The result equals decoding and comparing pair by pair (:func:`pairwise_objective`,
+the readable definition the tests hold it to), in a fraction of the ops.
 """
 
 from __future__ import annotations
@@ -22,10 +30,15 @@ import torch
 from .atomic import atomic_path
 from .errors import XlhandError
 from .hand import Hand
+from .kinematics import FingertipFK
+from .memory import keep_freed_memory
+from .losses import PinchRows, kl_loss, pinch_vectors, retarget_loss, shared_pairs
 from .optim import Adam
-from .losses import kl_loss, pinch_vectors, retarget_loss, shared_pairs
 from .poses import pinch_templates
 from .space import Space
+from .stacked import MLPStack
+
+CHECKPOINT_LAYOUT = "flat-1"  # how optimiser state is laid out in a checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,14 +61,45 @@ class Sampler:
     def __init__(self, hand: Hand, templates: torch.Tensor, cfg: FitConfig):
         self.hand, self.templates, self.cfg = hand, hand.normalize(templates), cfg
 
-    def __call__(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def normalized(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n, dof)`` in normalised joint units [-1, 1]."""
         x = torch.rand(n, self.hand.dof, generator=generator) * 2 - 1
         if len(self.templates) and self.cfg.pinch_probability > 0:
             use = torch.rand(n, generator=generator) < self.cfg.pinch_probability
             pick = torch.randint(len(self.templates), (n,), generator=generator)
             noisy = self.templates[pick] + self.cfg.template_noise * torch.randn(n, self.hand.dof, generator=generator)
             x = torch.where(use[:, None], noisy.clamp(-1, 1), x)
-        return self.hand.denormalize(x)
+        return x
+
+    def __call__(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n, dof)`` joint values."""
+        return self.hand.denormalize(self.normalized(n, generator))
+
+
+def active_pairs(space: Space, trainable: list[str]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """The ordered (source, target) hand pairs a fit compares, with their shared finger pairs: pairs that share
+    fingers and involve at least one trainable hand."""
+    hands = {n: space.hand(n) for n in space.hands}
+    out = {}
+    for s, t in permutations(space.hands, 2):
+        p = shared_pairs(hands[s], hands[t])
+        if p and (s in trainable or t in trainable):
+            out[(s, t)] = p
+    return out
+
+
+@torch.no_grad()
+def frozen_pools(space: Space, trainable: list[str], samplers: dict[str, Sampler], active: dict, n: int,
+                 gen: torch.Generator) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """For each frozen hand that is a source of an active pair: latents ``(n, latent)`` and fingertips
+    ``(F, 3, n)`` of ``n`` samples, computed once (exact: nothing being trained changes them)."""
+    pools = {}
+    for s in space.hands:
+        if s not in trainable and any(src == s for src, _ in active):
+            q = samplers[s](n, gen)
+            z, _ = space.encode(s, q)
+            pools[s] = (z, space.hand(s)._fk.points(q.T))
+    return pools
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,131 +125,247 @@ def fit(
     """
     for name in trainable:
         space.hand(name)
+    keep_freed_memory()
+    trainable = [n for n in space.hands if n in trainable]
     names = space.hands
-    frozen = [n for n in names if n not in trainable]
     hands = {n: space.hand(n) for n in names}
     template_gen = torch.Generator().manual_seed(cfg.seed + 1)
     samplers = {n: Sampler(hands[n], pinch_templates(hands[n], cfg.templates, template_gen), cfg) for n in names}
     gen = torch.Generator().manual_seed(cfg.seed)
+    active = active_pairs(space, trainable)
 
-    pairs = {(s, t): shared_pairs(hands[s], hands[t]) for s, t in permutations(names, 2)}
-    active = [(s, t) for (s, t), p in pairs.items() if p and (s in trainable or t in trainable)]
-
-    for n in names:
-        space.adapters[n].requires_grad_(n in trainable)
-    params = [p for n in trainable for p in space.adapters[n].parameters()]
-    opt = Adam(params, lr=cfg.lr)
-
-    # frozen sources: latents and fingertips precomputed once (exact: nothing trained changes them)
-    pools: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    with torch.no_grad():
-        for s in frozen:
-            if any(src == s for src, _ in active):
-                q = samplers[s](cfg.pool, template_gen)
-                z, _ = space.encode(s, q)
-                pools[s] = (z, hands[s].fingertips(q))
-
-    start = 0
+    pools = frozen_pools(space, trainable, samplers, active, cfg.pool, template_gen)
+    start, saved = 0, None
     if resume and checkpoint is not None and checkpoint.exists():
-        start = _load_checkpoint(checkpoint, space, trainable, opt, gen, cfg)
+        saved = _read_checkpoint(checkpoint, space, trainable, cfg)
+        start = saved["step"]
+    step_fn = Step(space, trainable, samplers, pools, active, cfg.batch)
+    opt = Adam(step_fn.parameters(), lr=cfg.lr)
+    if saved is not None:
+        _restore_optimizer(checkpoint, saved, opt, gen)
     last: dict[str, float] = {}
     done = start
     try:
         for step in range(start, cfg.steps):
             frac = step / max(cfg.steps - 1, 1)
             opt.lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
-            terms = _objective(space, hands, trainable, samplers, pools, pairs, active, cfg, gen)
+            terms = step_fn(gen)
             opt.zero_grad()
             terms["loss"].backward()
             opt.step()
             done = step + 1
             last = {k: float(v.detach()) for k, v in terms.items()}
             if checkpoint is not None and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                step_fn.write_back()
                 _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
             if on_step is not None:
                 on_step(done, last)
     except KeyboardInterrupt:
         if checkpoint is not None and done > start:
+            step_fn.write_back()
             _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
         raise
     finally:
+        step_fn.write_back()
         for n in names:
             space.adapters[n].requires_grad_(False)
     return last
 
 
-def _objective(space, hands, trainable, samplers, pools, pairs, active, cfg, gen) -> dict[str, torch.Tensor]:
-    """One step's loss terms. Latents of every source are decoded on each target in a single batched call (one
-    decoder pass and one FK pass per target hand), which is what makes a step cheap."""
-    loss = space.loss
-    latents: dict[str, torch.Tensor] = {}
-    tips: dict[str, torch.Tensor] = {}
-    targets_x: dict[str, torch.Tensor] = {}
-    kl_terms = []
-    needed = {s for s, _ in active} | set(trainable)
-    for s in [n for n in space.hands if n in needed]:  # a fixed order: the generator is drawn from in turn
-        if s in trainable:
-            q = samplers[s](cfg.batch, gen)
-            x = hands[s].normalize(q)
-            mean, logvar = space.adapters[s].encode(x)
-            kl_terms.append(kl_loss(mean, logvar))
-            latents[s], targets_x[s] = mean, x
-            with torch.no_grad():
-                tips[s] = hands[s].fingertips(q)
-        else:
-            z, t = pools[s]
-            pick = torch.randint(len(z), (cfg.batch,), generator=gen)
-            latents[s], tips[s] = z[pick], t[pick]
-    rec_terms, ret_terms = [], []
-    for t in space.hands:
-        sources = [s for s, tt in active if tt == t]
-        own = t in trainable
-        if not sources and not own:
-            continue
-        blocks = ([t] if own else []) + sources
-        x_t = space.adapters[t].decode(torch.cat([latents[b] for b in blocks]))
-        chunks = x_t.split(cfg.batch)
+# ---------------------------------------------------------------------------------------------------------------
+# One step
+
+
+class _Group:
+    """Target hands that decode the same latents (``blocks``: the source hands, in order, ``batch`` rows each)."""
+
+    def __init__(self, space: Space, blocks: list[str], targets: list[str], own: bool, active, batch: int,
+                 width: int, n_terms: int, n_rec: int, src_fingers: dict[str, int]):
+        self.blocks, self.targets, self.own = blocks, targets, own
+        hands = [space.hand(t) for t in targets]
+        self.decoders = MLPStack.decoders([space.adapters[t] for t in targets], width, trainable=own)
+        self.fk = _combined_fk(hands, width)
+        # retargeting rows: one per (source block, target, finger pair), all evaluated at once
+        t_from, t_to, s_from, s_to, scale = [], [], [], [], []
+        f_off = 0
+        for t, ht in zip(targets, hands):
+            for k, s in enumerate(blocks):
+                pairs = active.get((s, t))
+                if not pairs:
+                    continue
+                hs, s_off = space.hand(s), sum(src_fingers[b] for b in blocks[:k])
+                for a, b in pairs:  # target rows index (finger, block) pairs: finger * S + block
+                    t_from.append((f_off + ht.fingers.index(a)) * len(blocks) + k)
+                    t_to.append((f_off + ht.fingers.index(b)) * len(blocks) + k)
+                    s_from.append(s_off + hs.fingers.index(a))
+                    s_to.append(s_off + hs.fingers.index(b))
+                    scale.append(1.0 / (batch * len(pairs) * n_terms))
+            f_off += len(ht.fingers)
+        self.rows = len(scale)
+        as_t = torch.tensor
+        self.t_from, self.t_to = as_t(t_from), as_t(t_to)
+        self.s_from, self.s_to = as_t(s_from), as_t(s_to)
+        self.scale = as_t(scale, dtype=torch.float32)[:, None]
+        # reconstruction: each target's own block, joints past its dof masked out
         if own:
-            rec_terms.append(((chunks[0] - targets_x[t]) ** 2).mean())
-            chunks = chunks[1:]
-        if sources:
-            tips_t = hands[t].fingertips(hands[t].denormalize(torch.cat(chunks))).split(cfg.batch)
-            for s, tips_ts in zip(sources, tips_t):
-                p = pairs[(s, t)]
-                ret_terms.append(retarget_loss(pinch_vectors(hands[s], tips[s], p), pinch_vectors(hands[t], tips_ts, p),
-                                               loss))
+            self.own_block = as_t([blocks.index(t) for t in targets])
+            self.own_rows = torch.arange(len(targets))
+            self.train_rows = None  # set by Step: these targets' rows in its encoder stack
+            mask = torch.zeros(len(targets), width, 1)
+            for i, h in enumerate(hands):
+                mask[i, :h.dof] = 1.0 / (batch * h.dof * n_rec)
+            self.rec_weight = mask
+
+
+def _combined_fk(hands: list[Hand], width: int) -> FingertipFK:
+    return FingertipFK.combine([(h._fk, ((h.upper.double() - h.lower.double()) / 2).numpy(),
+                                 ((h.upper.double() + h.lower.double()) / 2).numpy()) for h in hands], width)
+
+
+class Step:
+    """The training objective of :func:`fit`, computed group by group (see the module docstring).
+
+    Trainable adapters are stacked copies (:class:`~xlhand.stacked.MLPStack`): :meth:`parameters` are what the
+    optimiser trains and :meth:`write_back` copies them into ``space``'s adapters.
+    """
+
+    def __init__(self, space: Space, trainable: list[str], samplers: dict[str, Sampler],
+                 pools: dict[str, tuple[torch.Tensor, torch.Tensor]], active: dict, batch: int):
+        names = space.hands
+        self.space, self.samplers, self.pools, self.batch = space, samplers, pools, batch
+        self.train = [n for n in names if n in trainable]
+        self.width = max(space.hand(n).dof for n in names)
+        self.fingers = {n: len(space.hand(n).fingers) for n in names}
+        self.encoders = MLPStack.encoders([space.adapters[n] for n in self.train], self.width, trainable=True)
+        self.source_fk = _combined_fk([space.hand(n) for n in self.train], self.width)
+        # which hands read which latents: group targets by (their source blocks, trainable)
+        sources = [n for n in names if n in self.train or n in pools]
+        keys: dict[tuple, list[str]] = {}
+        for t in names:
+            own = t in self.train
+            blocks = tuple(s for s in sources if (s == t and own) or (s, t) in active)
+            if blocks:
+                keys.setdefault((blocks, own), []).append(t)
+        self.sources = sources
+        self.groups = [_Group(space, list(blocks), targets, own, active, batch, self.width, len(active),
+                              len(self.train), self.fingers) for (blocks, own), targets in keys.items()]
+        for g in self.groups:
+            if g.own:
+                g.train_rows = torch.tensor([self.train.index(t) for t in g.targets])
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.encoders.parameters() + [p for g in self.groups if g.own for p in g.decoders.parameters()]
+
+    def write_back(self) -> None:
+        self.encoders.write_back()
+        for g in self.groups:
+            if g.own:
+                g.decoders.write_back()
+
+    def grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+        """Each trainable adapter parameter with its gradient, after a backward pass (for tests)."""
+        return self.encoders.grads() + [pg for g in self.groups if g.own for pg in g.decoders.grads()]
+
+    def draw(self, gen: torch.Generator) -> dict:
+        """One batch: normalised joints ``x (T_train, B, width)`` of the trainable hands (zero-padded), and
+        latents ``(B, latent)`` and fingertips ``(F, 3, B)`` drawn from each frozen source's pool."""
+        B = self.batch
+        x = torch.zeros(len(self.train), B, self.width)
+        latents, tips = {}, {}
+        for s in self.sources:  # a fixed order: the generator is drawn from in turn
+            if s in self.pools:
+                z, t = self.pools[s]
+                pick = torch.randint(len(z), (B,), generator=gen)
+                latents[s], tips[s] = z[pick], t[:, :, pick]
+            else:
+                x[self.train.index(s), :, :self.samplers[s].hand.dof] = self.samplers[s].normalized(B, gen)
+        return {"x": x, "latents": latents, "tips": tips}
+
+    def __call__(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One step's loss terms (``loss``, ``rec``, ``retarget``, ``kl``) on a batch drawn from ``gen``."""
+        return self.objective(self.draw(gen))
+
+    def objective(self, batch: dict) -> dict[str, torch.Tensor]:
+        B, W, L = self.batch, self.width, self.space.latent_dim
+        x = batch["x"]
+        latents, tips = dict(batch["latents"]), dict(batch["tips"])
+        out = self.encoders(x)
+        mean, logvar = out[..., :L], out[..., L:]
+        kl = kl_loss(mean, logvar)
+        with torch.no_grad():
+            src_tips = self.source_fk.points(x.transpose(1, 2).reshape(-1, B)).split(
+                [self.fingers[n] for n in self.train])
+        for i, s in enumerate(self.train):
+            latents[s], tips[s] = mean[i], src_tips[i]
+
+        rec = ret = torch.zeros(())
+        for g in self.groups:
+            z = latents[g.blocks[0]] if len(g.blocks) == 1 else torch.cat([latents[b] for b in g.blocks])
+            x_hat = torch.tanh(g.decoders(z))  # (T, W, S * B)
+            if g.own:  # each target decoding its own latents, against its input
+                if len(g.targets) == 1:
+                    k = int(g.own_block[0])
+                    own = x_hat[:, :, k * B:(k + 1) * B]
+                else:
+                    own = x_hat.view(len(g.targets), W, len(g.blocks), B)[g.own_rows, :, g.own_block]
+                target = x.index_select(0, g.train_rows).transpose(1, 2)
+                rec = rec + (g.rec_weight * (own - target) ** 2).sum()
+            if g.rows:
+                pts = g.fk.points(x_hat.view(-1, x_hat.shape[2]))  # (F, 3, S * B)
+                S = len(g.blocks)
+                if S > 1:  # one row per (finger, block): (F * S, 3, B)
+                    pts = pts.view(-1, 3, S, B).transpose(1, 2).reshape(-1, 3, B)
+                with torch.no_grad():
+                    src = torch.cat([tips[b] for b in g.blocks]) if S > 1 else tips[g.blocks[0]]
+                    d_s = src.index_select(0, g.s_to) - src.index_select(0, g.s_from)
+                ret = ret + PinchRows.apply(pts, g.t_to, g.t_from, d_s, g.scale, self.space.loss)
+        loss = self.space.loss
+        return {"loss": loss.rec * rec + ret + loss.kl * kl, "rec": rec, "retarget": ret, "kl": kl}
+
+
+def pairwise_objective(space: Space, trainable: list[str], latents: dict[str, torch.Tensor],
+                       targets_x: dict[str, torch.Tensor], tips: dict[str, torch.Tensor],
+                       active: dict) -> dict[str, torch.Tensor]:
+    """The objective :class:`Step` computes, written pair by pair: the definition it is tested against.
+
+    ``latents[s] (B, latent)`` and ``tips[s] (B, F, 3)`` for every source; ``targets_x[t] (B, dof)`` normalised
+    joints for every trainable hand. Reconstruction: mean over trainable hands of the MSE of decoding their own
+    latents; retargeting: mean over active (source, target) pairs of :func:`~xlhand.losses.retarget_loss`; KL is
+    left to the caller (it depends on the encoder only).
+    """
+    rec = [((space.adapters[t].decode(latents[t]) - targets_x[t]) ** 2).mean() for t in space.hands
+           if t in trainable]
+    ret = []
+    for (s, t), pairs in active.items():
+        ht, hs = space.hand(t), space.hand(s)
+        q_t = ht.denormalize(space.adapters[t].decode(latents[s]))
+        ret.append(retarget_loss(pinch_vectors(hs, tips[s], pairs), pinch_vectors(ht, ht.fingertips(q_t), pairs),
+                                 space.loss))
     zero = torch.zeros(())
-    rec = torch.stack(rec_terms).mean() if rec_terms else zero
-    kl = torch.stack(kl_terms).mean() if kl_terms else zero
-    ret = torch.stack(ret_terms).mean() if ret_terms else zero
-    return {"loss": loss.rec * rec + ret + loss.kl * kl, "rec": rec, "retarget": ret, "kl": kl}
+    return {"rec": torch.stack(rec).mean() if rec else zero, "retarget": torch.stack(ret).mean() if ret else zero}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoints (safetensors; metadata holds the step and config)
 
 
-def _save_checkpoint(path: Path, space: Space, trainable, opt, gen, step: int, cfg: FitConfig) -> None:
+def _save_checkpoint(path: Path, space: Space, trainable, opt: Adam, gen, step: int, cfg: FitConfig) -> None:
+    """The trainable adapters (written back from the step's stacks), the optimiser state (flat, over the stacked
+    tensors), the generator state and the step."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v for k, v in space.tensors(trainable).items()}
-    adam_steps = []
-    for i in range(len(opt.params)):
-        state = opt.state.get(i, {})
-        if state:
-            tensors[f"opt.{i}.exp_avg"] = state["exp_avg"].contiguous()
-            tensors[f"opt.{i}.exp_avg_sq"] = state["exp_avg_sq"].contiguous()
-            adam_steps.append(float(state["step"]))
-        else:
-            adam_steps.append(0.0)
+    tensors["opt.exp_avg"], tensors["opt.exp_avg_sq"] = opt.exp_avg, opt.exp_avg_sq
     tensors["rng"] = gen.get_state()
-    meta = {"step": step, "config": asdict(cfg), "trainable": list(trainable), "adam_steps": adam_steps,
-            "frozen_fingerprint": _frozen_fingerprint(space, trainable)}
+    meta = {"step": step, "config": asdict(cfg), "trainable": list(trainable), "adam_t": opt.t,
+            "layout": CHECKPOINT_LAYOUT, "frozen_fingerprint": _frozen_fingerprint(space, trainable)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"xlhand_checkpoint": json.dumps(meta)})
 
 
-def _load_checkpoint(path: Path, space: Space, trainable, opt, gen, cfg: FitConfig) -> int:
+def _read_checkpoint(path: Path, space: Space, trainable, cfg: FitConfig) -> dict:
+    """Check that ``path`` continues this run and load its adapters into ``space``; the optimiser state is
+    restored by :func:`_restore_optimizer` once the step's stacks exist."""
     from safetensors import safe_open
 
     try:
@@ -217,20 +377,24 @@ def _load_checkpoint(path: Path, space: Space, trainable, opt, gen, cfg: FitConf
                           path) from None
     if meta.get("trainable") != list(trainable) or meta.get("config", {}).get("seed") != cfg.seed:
         raise XlhandError("cannot resume: the checkpoint is for another run (different hands or seed)", path)
+    if meta.get("layout") != CHECKPOINT_LAYOUT:
+        raise XlhandError("cannot resume: the checkpoint was written by another version of xlhand; start again "
+                          "without --resume", path)
     if meta.get("frozen_fingerprint") != _frozen_fingerprint(space, trainable):
         raise XlhandError("cannot resume: the frozen adapters differ from the checkpoint's", path)
     for name in trainable:
         prefix = f"model.{name}."
         space.adapters[name].load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    for i in range(len(opt.params)):
-        if f"opt.{i}.exp_avg" in tensors:
-            opt.state[i] = {
-                "step": int(meta["adam_steps"][i]),
-                "exp_avg": tensors[f"opt.{i}.exp_avg"].clone(),
-                "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"].clone(),
-            }
+    return {"step": int(meta["step"]), "meta": meta, "tensors": tensors}
+
+
+def _restore_optimizer(path: Path, saved: dict, opt: Adam, gen: torch.Generator) -> None:
+    tensors = saved["tensors"]
+    try:
+        opt.load_state(saved["meta"]["adam_t"], tensors["opt.exp_avg"], tensors["opt.exp_avg_sq"])
+    except (KeyError, ValueError):
+        raise XlhandError("cannot resume: the checkpoint's optimiser state does not fit this run", path) from None
     gen.set_state(tensors["rng"])
-    return int(meta["step"])
 
 
 def _frozen_fingerprint(space: Space, trainable) -> str:

@@ -1,0 +1,84 @@
+"""The batched training step equals the objective written pair by pair, in value and in gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import xlhand
+from xlhand.hand import hand_from_spec, spec_for_urdf
+from xlhand.poses import pinch_templates
+from xlhand.space import Adapter, Space, load_space
+from xlhand.training import FitConfig, Sampler, Step, active_pairs, frozen_pools, pairwise_objective
+
+from conftest import FIXTURE_HANDS, require_shared
+
+CFG = FitConfig(batch=48, templates=16, pool=96, pinch_probability=0.5)
+
+
+def compare_step_with_pairwise(space: Space, trainable: list[str]) -> None:
+    gen = torch.Generator().manual_seed(5)
+    samplers = {n: Sampler(space.hand(n), pinch_templates(space.hand(n), CFG.templates, gen), CFG)
+                for n in space.hands}
+    active = active_pairs(space, trainable)
+    pools = frozen_pools(space, trainable, samplers, active, CFG.pool, gen)
+    step = Step(space, trainable, samplers, pools, active, CFG.batch)
+    batch = step.draw(gen)
+    fused = step.objective(batch)
+    fused["loss"].backward()
+
+    for n in trainable:
+        space.adapters[n].requires_grad_(True)
+    latents, tips, targets = {}, {}, {}
+    kl = []
+    for i, n in enumerate(step.train):
+        hand = space.hand(n)
+        x = batch["x"][i, :, :hand.dof]
+        mean, logvar = space.adapters[n].encode(x)
+        kl.append(0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean())
+        latents[n], targets[n], tips[n] = mean, x, hand.fingertips(hand.denormalize(x))
+    for n in pools:
+        latents[n], tips[n] = batch["latents"][n], batch["tips"][n].permute(2, 0, 1)
+    ref = pairwise_objective(space, trainable, latents, targets, tips, active)
+    ref_kl = torch.stack(kl).mean()
+    loss = space.loss
+    ref_loss = loss.rec * ref["rec"] + ref["retarget"] + loss.kl * ref_kl
+    ref_loss.backward()
+
+    for key, want in (("rec", ref["rec"]), ("retarget", ref["retarget"]), ("kl", ref_kl), ("loss", ref_loss)):
+        assert torch.allclose(fused[key], want, rtol=1e-5, atol=1e-9), (key, float(fused[key]), float(want))
+    assert float(ref["retarget"].detach()) > 0 and float(ref["rec"].detach()) > 0
+    grads = step.grads()
+    assert len(grads) == sum(len(list(space.adapters[n].parameters())) for n in trainable)
+    for param, g in grads:  # equal up to float rounding: within 1e-5 of the tensor's largest gradient
+        scale = float(param.grad.abs().max())
+        assert scale > 0 and float((g - param.grad).abs().max()) <= 1e-5 * scale
+    frozen = [n for n in space.hands if n not in trainable]
+    assert all(p.grad is None for n in frozen for p in space.adapters[n].parameters())
+
+
+def test_pretraining_step_equals_the_pairwise_objective():
+    hands = [xlhand.load_hand(n) for n in ("xhand", "ability", "inspire", "paxini")]
+    space = Space.new(hands, seed=3)
+    compare_step_with_pairwise(space, space.hands)
+
+
+@pytest.mark.parametrize("urdf", ["allegro_hand/allegro_hand_right.urdf", "panda_gripper/panda_gripper_glb.urdf",
+                                  "dclaw_gripper/dclaw_gripper.urdf"])
+def test_onboarding_step_equals_the_pairwise_objective(urdf):
+    path = require_shared(FIXTURE_HANDS / urdf)
+    space = load_space()
+    hand = hand_from_spec(spec_for_urdf(path))
+    torch.manual_seed(0)
+    space.adapters[hand.name] = Adapter(hand.dof, space.latent_dim, space.hidden)
+    space.hands_by_name[hand.name] = hand
+    compare_step_with_pairwise(space, [hand.name])
+
+
+def test_a_step_with_two_trainable_hands_among_frozen_ones():
+    space = load_space()
+    hands = [space.hand(n) for n in space.hands]
+    fresh = Space.new(hands[:2], seed=1)
+    for n in fresh.hands:
+        space.adapters[n] = fresh.adapters[n]
+    compare_step_with_pairwise(space, list(fresh.hands))
