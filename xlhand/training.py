@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from itertools import permutations
 from pathlib import Path
@@ -35,7 +36,7 @@ from .memory import keep_freed_memory
 from .losses import PinchRows, kl_loss, pinch_vectors, retarget_loss, shared_pairs
 from .optim import Adam
 from .poses import pinch_templates
-from .space import Space
+from .space import LossSettings, Space
 from .stacked import MLPStack
 
 CHECKPOINT_LAYOUT = "flat-1"  # how optimiser state is laid out in a checkpoint
@@ -143,15 +144,24 @@ def fit(
     opt = Adam(step_fn.parameters(), lr=cfg.lr)
     if saved is not None:
         _restore_optimizer(checkpoint, saved, opt, gen)
+    pool_grads = [p.grad for p in step_fn.pool_parameters()]  # views into the optimiser's flat gradient
+    worker = _PoolWorker() if step_fn.pool and _fit_threads() > 1 else None
     last: dict[str, float] = {}
     done = start
     try:
         for step in range(start, cfg.steps):
             frac = step / max(cfg.steps - 1, 1)
             opt.lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
-            terms = step_fn(gen)
+            batch = step_fn.draw(gen)
+            pending = worker.submit(step_fn.pool_grads, batch) if worker else None
+            terms = step_fn.live_terms(batch)
             opt.zero_grad()
             terms["loss"].backward()
+            if step_fn.pool:
+                value, grads = pending.result() if pending else step_fn.pool_grads(batch)
+                torch._foreach_add_(pool_grads, grads)
+                terms["retarget"] = terms["retarget"] + value
+                terms["loss"] = terms["loss"] + value
             opt.step()
             done = step + 1
             last = {k: float(v.detach()) for k, v in terms.items()}
@@ -166,10 +176,46 @@ def fit(
             _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
         raise
     finally:
+        if worker is not None:
+            worker.close()
         step_fn.write_back()
         for n in names:
             space.adapters[n].requires_grad_(False)
     return last
+
+
+def _fit_threads() -> int:
+    """Threads a fit may use: ``XLHAND_FIT_THREADS``, else 2 where there are two or more cores."""
+    env = os.environ.get("XLHAND_FIT_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise XlhandError(f"XLHAND_FIT_THREADS must be a whole number, not {env!r}") from None
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+class _PoolWorker:
+    """Computes :meth:`Step.pool_grads` in a second thread while the main thread does the live part.
+
+    At the sizes xlhand trains at, a step is many small ops; PyTorch releases the GIL inside each, so two threads
+    overlap well, each with one intra-op thread (the intra-op setting is restored on :meth:`close`). The worker
+    only reads parameters; the main thread updates them after both parts are done.
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlhand-fit")
+
+    def submit(self, fn, *args):
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        torch.set_num_threads(self._threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,15 +223,15 @@ def fit(
 
 
 class _Group:
-    """Target hands that decode the same latents (``blocks``: the source hands, in order, ``batch`` rows each)."""
+    """Target hands that decode the same latents (``blocks``: the source hands, in order, ``batch`` rows each),
+    with one retargeting row per (source block, target, finger pair) and, when ``rec``, each target's
+    reconstruction of its own block."""
 
-    def __init__(self, space: Space, blocks: list[str], targets: list[str], own: bool, active, batch: int,
-                 width: int, n_terms: int, n_rec: int, src_fingers: dict[str, int]):
-        self.blocks, self.targets, self.own = blocks, targets, own
+    def __init__(self, space: Space, blocks: list[str], targets: list[str], decoders: MLPStack, fk: FingertipFK,
+                 active, batch: int, width: int, n_terms: int, n_rec: int, src_fingers: dict[str, int],
+                 rec: bool):
+        self.blocks, self.targets, self.decoders, self.fk, self.rec = blocks, targets, decoders, fk, rec
         hands = [space.hand(t) for t in targets]
-        self.decoders = MLPStack.decoders([space.adapters[t] for t in targets], width, trainable=own)
-        self.fk = _combined_fk(hands, width)
-        # retargeting rows: one per (source block, target, finger pair), all evaluated at once
         t_from, t_to, s_from, s_to, scale = [], [], [], [], []
         f_off = 0
         for t, ht in zip(targets, hands):
@@ -203,11 +249,10 @@ class _Group:
             f_off += len(ht.fingers)
         self.rows = len(scale)
         as_t = torch.tensor
-        self.t_from, self.t_to = as_t(t_from), as_t(t_to)
-        self.s_from, self.s_to = as_t(s_from), as_t(s_to)
+        self.t_from, self.t_to = as_t(t_from, dtype=torch.long), as_t(t_to, dtype=torch.long)
+        self.s_from, self.s_to = as_t(s_from, dtype=torch.long), as_t(s_to, dtype=torch.long)
         self.scale = as_t(scale, dtype=torch.float32)[:, None]
-        # reconstruction: each target's own block, joints past its dof masked out
-        if own:
+        if rec:  # each target's own block, joints past its dof masked out
             self.own_block = as_t([blocks.index(t) for t in targets])
             self.own_rows = torch.arange(len(targets))
             self.train_rows = None  # set by Step: these targets' rows in its encoder stack
@@ -216,14 +261,36 @@ class _Group:
                 mask[i, :h.dof] = 1.0 / (batch * h.dof * n_rec)
             self.rec_weight = mask
 
+    def retarget(self, x_hat: torch.Tensor, tips: dict[str, torch.Tensor], loss: LossSettings) -> torch.Tensor:
+        """The rows' summed pinch loss for decoded joints ``x_hat (T, W, S * B)`` against source fingertips."""
+        B = x_hat.shape[2] // len(self.blocks)
+        S = len(self.blocks)
+        pts = self.fk.points(x_hat.view(-1, x_hat.shape[2]))  # (F, 3, S * B)
+        if S > 1:  # one row per (finger, block): (F * S, 3, B)
+            pts = pts.view(-1, 3, S, B).transpose(1, 2).reshape(-1, 3, B)
+        with torch.no_grad():
+            src = torch.cat([tips[b] for b in self.blocks]) if S > 1 else tips[self.blocks[0]]
+            d_s = src.index_select(0, self.s_to) - src.index_select(0, self.s_from)
+        return PinchRows.apply(pts, self.t_to, self.t_from, d_s, self.scale, loss)
+
 
 def _combined_fk(hands: list[Hand], width: int) -> FingertipFK:
     return FingertipFK.combine([(h._fk, ((h.upper.double() - h.lower.double()) / 2).numpy(),
                                  ((h.upper.double() + h.lower.double()) / 2).numpy()) for h in hands], width)
 
 
+def _cat(ts: list[torch.Tensor]) -> torch.Tensor:
+    return ts[0] if len(ts) == 1 else torch.cat(ts)
+
+
 class Step:
     """The training objective of :func:`fit`, computed group by group (see the module docstring).
+
+    Two independent parts: the *live* part (trainable hands' samples: encoders, KL, reconstruction, and every
+    decode of their latents) and the *pool* part (trainable decoders fed latents drawn from frozen hands'
+    pools: retargeting into the trained hands). The pool part does not touch the encoders, so :func:`fit` can run
+    it in a second thread; its gradient is always computed apart (:meth:`pool_grads`) and added, so the result
+    is the same either way.
 
     Trainable adapters are stacked copies (:class:`~xlhand.stacked.MLPStack`): :meth:`parameters` are what the
     optimiser trains and :meth:`write_back` copies them into ``space``'s adapters.
@@ -234,37 +301,48 @@ class Step:
         names = space.hands
         self.space, self.samplers, self.pools, self.batch = space, samplers, pools, batch
         self.train = [n for n in names if n in trainable]
-        self.width = max(space.hand(n).dof for n in names)
-        self.fingers = {n: len(space.hand(n).fingers) for n in names}
-        self.encoders = MLPStack.encoders([space.adapters[n] for n in self.train], self.width, trainable=True)
-        self.source_fk = _combined_fk([space.hand(n) for n in self.train], self.width)
-        # which hands read which latents: group targets by (their source blocks, trainable)
-        sources = [n for n in names if n in self.train or n in pools]
+        self.width = W = max(space.hand(n).dof for n in names)
+        self.fingers = F = {n: len(space.hand(n).fingers) for n in names}
+        self.encoders = MLPStack.encoders([space.adapters[n] for n in self.train], W, trainable=True)
+        self.source_fk = _combined_fk([space.hand(n) for n in self.train], W)
+        self.sources = [n for n in names if n in self.train or n in pools]
+        # live groups: targets that decode the same trainable hands' latents (a trainable target its own too)
         keys: dict[tuple, list[str]] = {}
         for t in names:
             own = t in self.train
-            blocks = tuple(s for s in sources if (s == t and own) or (s, t) in active)
+            blocks = tuple(s for s in self.train if (s == t) or (s, t) in active)
             if blocks:
                 keys.setdefault((blocks, own), []).append(t)
-        self.sources = sources
-        self.groups = [_Group(space, list(blocks), targets, own, active, batch, self.width, len(active),
-                              len(self.train), self.fingers) for (blocks, own), targets in keys.items()]
-        for g in self.groups:
-            if g.own:
-                g.train_rows = torch.tensor([self.train.index(t) for t in g.targets])
+        n_terms, n_rec = len(active), len(self.train)
+        self.live, self.pool = [], []
+        for (blocks, own), targets in keys.items():
+            decoders = MLPStack.decoders([space.adapters[t] for t in targets], W, trainable=own)
+            fk = _combined_fk([space.hand(t) for t in targets], W)
+            g = _Group(space, list(blocks), targets, decoders, fk, active, batch, W, n_terms, n_rec, F, rec=own)
+            if own:
+                g.train_rows = torch.tensor([self.train.index(t) for t in targets])
+            self.live.append(g)
+            pool_blocks = [s for s in names if s in pools and any((s, t) in active for t in targets)]
+            if own and pool_blocks:  # the same decoders, fed the frozen sources' latents
+                self.pool.append(_Group(space, pool_blocks, targets, decoders, fk, active, batch, W, n_terms,
+                                        n_rec, F, rec=False))
 
     def parameters(self) -> list[torch.Tensor]:
-        return self.encoders.parameters() + [p for g in self.groups if g.own for p in g.decoders.parameters()]
+        return self.encoders.parameters() + [p for g in self.live if g.rec for p in g.decoders.parameters()]
+
+    def pool_parameters(self) -> list[torch.Tensor]:
+        """The parameters the pool part reaches (trainable decoders fed frozen latents)."""
+        return [p for g in self.pool for p in g.decoders.parameters()]
 
     def write_back(self) -> None:
         self.encoders.write_back()
-        for g in self.groups:
-            if g.own:
+        for g in self.live:
+            if g.rec:
                 g.decoders.write_back()
 
     def grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
         """Each trainable adapter parameter with its gradient, after a backward pass (for tests)."""
-        return self.encoders.grads() + [pg for g in self.groups if g.own for pg in g.decoders.grads()]
+        return self.encoders.grads() + [pg for g in self.live if g.rec for pg in g.decoders.grads()]
 
     def draw(self, gen: torch.Generator) -> dict:
         """One batch: normalised joints ``x (T_train, B, width)`` of the trainable hands (zero-padded), and
@@ -276,7 +354,7 @@ class Step:
             if s in self.pools:
                 z, t = self.pools[s]
                 pick = torch.randint(len(z), (B,), generator=gen)
-                latents[s], tips[s] = z[pick], t[:, :, pick]
+                latents[s], tips[s] = z.index_select(0, pick), t.index_select(2, pick)
             else:
                 x[self.train.index(s), :, :self.samplers[s].hand.dof] = self.samplers[s].normalized(B, gen)
         return {"x": x, "latents": latents, "tips": tips}
@@ -286,23 +364,29 @@ class Step:
         return self.objective(self.draw(gen))
 
     def objective(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Both parts' terms, summed (differentiable as a whole)."""
+        terms = self.live_terms(batch)
+        if self.pool:
+            pool = self.pool_terms(batch)
+            terms["retarget"] = terms["retarget"] + pool
+            terms["loss"] = terms["loss"] + pool
+        return terms
+
+    def live_terms(self, batch: dict) -> dict[str, torch.Tensor]:
         B, W, L = self.batch, self.width, self.space.latent_dim
         x = batch["x"]
-        latents, tips = dict(batch["latents"]), dict(batch["tips"])
         out = self.encoders(x)
         mean, logvar = out[..., :L], out[..., L:]
         kl = kl_loss(mean, logvar)
         with torch.no_grad():
             src_tips = self.source_fk.points(x.transpose(1, 2).reshape(-1, B)).split(
                 [self.fingers[n] for n in self.train])
-        for i, s in enumerate(self.train):
-            latents[s], tips[s] = mean[i], src_tips[i]
-
+        latents = {s: mean[i] for i, s in enumerate(self.train)}
+        tips = dict(zip(self.train, src_tips))
         rec = ret = torch.zeros(())
-        for g in self.groups:
-            z = latents[g.blocks[0]] if len(g.blocks) == 1 else torch.cat([latents[b] for b in g.blocks])
-            x_hat = torch.tanh(g.decoders(z))  # (T, W, S * B)
-            if g.own:  # each target decoding its own latents, against its input
+        for g in self.live:
+            x_hat = torch.tanh(g.decoders(_cat([latents[b] for b in g.blocks])))  # (T, W, S * B)
+            if g.rec:  # each target decoding its own latents, against its input
                 if len(g.targets) == 1:
                     k = int(g.own_block[0])
                     own = x_hat[:, :, k * B:(k + 1) * B]
@@ -311,16 +395,23 @@ class Step:
                 target = x.index_select(0, g.train_rows).transpose(1, 2)
                 rec = rec + (g.rec_weight * (own - target) ** 2).sum()
             if g.rows:
-                pts = g.fk.points(x_hat.view(-1, x_hat.shape[2]))  # (F, 3, S * B)
-                S = len(g.blocks)
-                if S > 1:  # one row per (finger, block): (F * S, 3, B)
-                    pts = pts.view(-1, 3, S, B).transpose(1, 2).reshape(-1, 3, B)
-                with torch.no_grad():
-                    src = torch.cat([tips[b] for b in g.blocks]) if S > 1 else tips[g.blocks[0]]
-                    d_s = src.index_select(0, g.s_to) - src.index_select(0, g.s_from)
-                ret = ret + PinchRows.apply(pts, g.t_to, g.t_from, d_s, g.scale, self.space.loss)
+                ret = ret + g.retarget(x_hat, tips, self.space.loss)
         loss = self.space.loss
         return {"loss": loss.rec * rec + ret + loss.kl * kl, "rec": rec, "retarget": ret, "kl": kl}
+
+    def pool_terms(self, batch: dict) -> torch.Tensor:
+        """The pool part: retargeting from frozen sources' latents into the trainable hands."""
+        ret = torch.zeros(())
+        for g in self.pool:
+            x_hat = torch.tanh(g.decoders(_cat([batch["latents"][b] for b in g.blocks])))
+            ret = ret + g.retarget(x_hat, batch["tips"], self.space.loss)
+        return ret
+
+    def pool_grads(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The pool part's value and its gradient for each of :meth:`pool_parameters` (nothing accumulated)."""
+        with torch.enable_grad():
+            value = self.pool_terms(batch)
+            return value.detach(), list(torch.autograd.grad(value, self.pool_parameters()))
 
 
 def pairwise_objective(space: Space, trainable: list[str], latents: dict[str, torch.Tensor],
