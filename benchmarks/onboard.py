@@ -7,7 +7,9 @@
 `time` onboards Allegro and LEAP (bare URDFs from ../shared) into the shipped default space at default settings,
 the quality report with its oracle included, and prints the median wall time next to the baseline measured in
 the same run: retraining the whole space with the new hand at the default pretraining settings, projected from
-its median step time (what adding a hand costs without onboarding). Target (issue 4): 60 s or less.
+its median step time (what adding a hand costs without onboarding). Target (issue 4): 60 s or less. It also
+prints the median time of one onboarding step against the same objective evaluated pair by pair
+(:func:`xlhand.training.pairwise_objective`, each adapter and hand on its own: the naive step).
 
 `leave-one-out`: for each built-in hand, pretrain a space on the other three (default pretraining settings unless
 --pretrain-steps), onboard the fourth at default settings, and compare its mean cross-hand errors against the
@@ -31,9 +33,10 @@ import torch
 import xlhand
 from xlhand.metrics import evaluate
 from xlhand.onboard import ONBOARD_DEFAULTS, onboard
+from xlhand.poses import pinch_templates
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
-from xlhand.training import fit
+from xlhand.training import FitConfig, Sampler, active_pairs, fit, frozen_pools, pairwise_objective
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "hands"
 SIXTEEN_DOF = {"allegro": SHARED / "allegro_hand" / "allegro_hand_right.urdf",
@@ -45,9 +48,62 @@ def need_shared() -> None:
         sys.exit(f"{SHARED} not found: the 16-DoF fixture hands live in ../shared")
 
 
+def onboarding_step_times(urdf: Path, name: str, n: int = 60) -> tuple[float, float]:
+    """Median seconds per onboarding step: xlhand's batched step (inside :func:`fit`) and the naive pair-by-pair
+    step on the same hand, space and settings."""
+    from xlhand.hand import hand_from_spec, spec_for_urdf
+    from xlhand.optim import Adam
+    from xlhand.space import Adapter
+
+    def fresh():
+        space = xlhand.load_space()
+        hand = hand_from_spec(spec_for_urdf(urdf, name=name))
+        torch.manual_seed(0)
+        space.adapters[name] = Adapter(hand.dof, space.latent_dim, space.hidden)
+        space.hands_by_name[name] = hand
+        return space, hand
+
+    space, hand = fresh()
+    stamps: list[float] = []
+    fit(space, [name], replace(ONBOARD_DEFAULTS, steps=n), on_step=lambda s, l: stamps.append(time.perf_counter()))
+    batched = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+
+    space, hand = fresh()
+    cfg: FitConfig = ONBOARD_DEFAULTS
+    gen = torch.Generator().manual_seed(0)
+    samplers = {h: Sampler(space.hand(h), pinch_templates(space.hand(h), 256, gen), cfg) for h in space.hands}
+    active = active_pairs(space, [name])
+    pools = frozen_pools(space, [name], samplers, active, cfg.pool, gen)
+    adapter = space.adapters[name].requires_grad_(True)
+    opt = Adam(list(adapter.parameters()), lr=cfg.lr)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        x = samplers[name].normalized(cfg.batch, gen)
+        mean, logvar = adapter.encode(x)
+        latents = {name: mean}
+        tips = {name: hand.fingertips(hand.denormalize(x))}
+        for s, (z, t) in pools.items():
+            pick = torch.randint(len(z), (cfg.batch,), generator=gen)
+            latents[s], tips[s] = z[pick], t[:, :, pick].permute(2, 0, 1)
+        terms = pairwise_objective(space, [name], latents, {name: x}, tips, active)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+        loss = space.loss.rec * terms["rec"] + terms["retarget"] + space.loss.kl * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    adapter.requires_grad_(False)
+    return batched, statistics.median(times[5:])
+
+
 def bench_time(repeats: int) -> dict:
     need_shared()
     out: dict = {}
+    batched, naive = onboarding_step_times(SIXTEEN_DOF["allegro"], "allegro")
+    out["step"] = {"batched_s": batched, "pairwise_s": naive, "speedup": naive / batched}
+    print(f"allegro onboarding step: {batched * 1e3:.1f} ms (pair by pair: {naive * 1e3:.1f} ms, "
+          f"{naive / batched:.2f}x)")
     with tempfile.TemporaryDirectory() as tmp:
         for name, urdf in SIXTEEN_DOF.items():
             times, reports = [], []

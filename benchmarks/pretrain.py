@@ -3,16 +3,21 @@
     python benchmarks/pretrain.py [--steps-sample 60] [--full] [--json FILE]
 
 Without --full, the total is projected from the median step time plus the measured set-up (pinch templates);
-with --full the default run is timed end to end (about the same, minutes). Baseline in the same run: one
-step evaluated pair by pair (every source-target pair decoded and run through FK separately), the naive loop the
-batched step replaces. Target (issue 3): the default pretraining takes 10 minutes or less on 2 cores.
+with --full the default run is timed end to end (about the same, minutes). Baselines in the same run: one
+step evaluated pair by pair (every source-target pair decoded and run through FK separately, each adapter on its
+own: the naive loop the batched step replaces), and the batched step with glibc's default allocator settings
+(``XLHAND_KEEP_MEMORY=0``, in a subprocess: see ``xlhand/memory.py``). Target (issue 3): the default pretraining
+takes 10 minutes or less on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -73,6 +78,15 @@ def naive_step_time(n: int) -> float:
     return statistics.median(times[2:])
 
 
+def step_time_without_kept_memory(n: int) -> float:
+    """The batched step's median with the allocator left at glibc's defaults (a fresh process)."""
+    code = ("import sys; sys.path.insert(0, %r); import pretrain as b; print(b.step_times(%d)[0])"
+            % (str(Path(__file__).parent), n))
+    env = dict(os.environ, XLHAND_KEEP_MEMORY="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps-sample", type=int, default=60)
@@ -81,12 +95,14 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default steps {PRETRAIN_DEFAULTS.steps}, "
           f"batch {PRETRAIN_DEFAULTS.batch}, hands {', '.join(BUILTIN_HANDS)}")
+    plain = step_time_without_kept_memory(args.steps_sample)
     step, setup = step_times(args.steps_sample)
     naive = naive_step_time(min(args.steps_sample, 20))
     projected = setup + step * PRETRAIN_DEFAULTS.steps
     result = {"median_step_s": step, "setup_s": setup, "naive_step_s": naive, "speedup": naive / step,
-              "projected_total_s": projected}
-    print(f"median step {step * 1e3:.1f} ms (pair-by-pair baseline {naive * 1e3:.1f} ms, {naive / step:.2f}x); "
+              "default_allocator_step_s": plain, "allocator_speedup": plain / step, "projected_total_s": projected}
+    print(f"median step {step * 1e3:.1f} ms (pair-by-pair baseline {naive * 1e3:.1f} ms, {naive / step:.2f}x; "
+          f"default allocator {plain * 1e3:.1f} ms, {plain / step:.2f}x); "
           f"set-up {setup:.1f} s; projected default run {projected:.0f} s ({projected / 60:.1f} min)")
     if args.full:
         with tempfile.TemporaryDirectory() as tmp:

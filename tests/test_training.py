@@ -82,36 +82,3 @@ def test_a_step_with_two_trainable_hands_among_frozen_ones():
     for n in fresh.hands:
         space.adapters[n] = fresh.adapters[n]
     compare_step_with_pairwise(space, list(fresh.hands))
-
-
-def test_a_fit_gives_the_same_adapter_with_or_without_the_pool_thread(monkeypatch):
-    """Onboarding runs the pool part (frozen hands' latents into the new hand) in a second thread where there
-    are two cores; its gradient is computed apart and added either way, so the adapter is bit-for-bit the same."""
-    from xlhand.space import fingerprint_tensors
-    from xlhand.training import fit
-
-    results = []
-    for threads in ("1", "2"):
-        monkeypatch.setenv("XLHAND_FIT_THREADS", threads)
-        space = load_space()
-        base = Space.new([space.hand("xhand")], seed=4)
-        space.adapters["xhand2"] = base.adapters["xhand"]
-        space.hands_by_name["xhand2"] = space.hand("xhand")
-        before = torch.get_num_threads()
-        fit(space, ["xhand2"], FitConfig(steps=6, batch=32, templates=8, pool=64))
-        assert torch.get_num_threads() == before  # the worker restores the intra-op setting
-        results.append(fingerprint_tensors(space.tensors(["xhand2"])))
-    assert results[0] == results[1]
-
-
-def test_a_bad_thread_setting_is_one_clear_error(monkeypatch):
-    from xlhand.errors import XlhandError
-    from xlhand.training import fit
-
-    monkeypatch.setenv("XLHAND_FIT_THREADS", "two")
-    space = load_space()
-    base = Space.new([space.hand("inspire")], seed=4)
-    space.adapters["inspire2"] = base.adapters["inspire"]
-    space.hands_by_name["inspire2"] = space.hand("inspire")
-    with pytest.raises(XlhandError, match="XLHAND_FIT_THREADS"):
-        fit(space, ["inspire2"], FitConfig(steps=2, batch=16, templates=4, pool=32))

@@ -9,18 +9,19 @@ not depend on anything being trained, so they are computed once for a pool of sa
 
 How a step is computed (:class:`Step`): target hands that decode the same latents form a *group* (pretraining:
 one group, every hand decoding every hand's latents; onboarding: the frozen hands decoding the new hand's
-latents, and the new hand decoding everyone's). A group's decoders run as one stacked network
-(:class:`~xlhand.stacked.MLPStack`), its fingertips come from one combined FK
-(:meth:`~xlhand.kinematics.FingertipFK.combine`), and every (source, target, finger pair) of the group is one row
-of a single loss evaluation. The result equals decoding and comparing pair by pair (:func:`pairwise_objective`,
-the readable definition the tests hold it to), in a fraction of the ops.
+latents, the new hand decoding its own, and the new hand decoding the frozen hands' pooled latents). A group's
+decoders run as one stacked network (:class:`~xlhand.stacked.MLPStack`), its fingertips come from one combined
+FK (:meth:`~xlhand.kinematics.FingertipFK.combine`), and every (source, target, finger pair) of the group is one
+row of a single loss evaluation (:class:`~xlhand.losses.PinchRows`). The result equals decoding and comparing
+pair by pair (:func:`pairwise_objective`, the readable definition the tests hold it to), in a fraction of the
+ops: at the batch sizes that fit best, a step is bound by the number of ops, not by arithmetic. Groups fed by
+frozen pools do not depend on the encoders, so with two cores they run in a second thread.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from itertools import permutations
 from pathlib import Path
@@ -144,24 +145,15 @@ def fit(
     opt = Adam(step_fn.parameters(), lr=cfg.lr)
     if saved is not None:
         _restore_optimizer(checkpoint, saved, opt, gen)
-    pool_grads = [p.grad for p in step_fn.pool_parameters()]  # views into the optimiser's flat gradient
-    worker = _PoolWorker() if step_fn.pool and _fit_threads() > 1 else None
     last: dict[str, float] = {}
     done = start
     try:
         for step in range(start, cfg.steps):
             frac = step / max(cfg.steps - 1, 1)
             opt.lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
-            batch = step_fn.draw(gen)
-            pending = worker.submit(step_fn.pool_grads, batch) if worker else None
-            terms = step_fn.live_terms(batch)
+            terms = step_fn(gen)
             opt.zero_grad()
             terms["loss"].backward()
-            if step_fn.pool:
-                value, grads = pending.result() if pending else step_fn.pool_grads(batch)
-                torch._foreach_add_(pool_grads, grads)
-                terms["retarget"] = terms["retarget"] + value
-                terms["loss"] = terms["loss"] + value
             opt.step()
             done = step + 1
             last = {k: float(v.detach()) for k, v in terms.items()}
@@ -176,46 +168,10 @@ def fit(
             _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
         raise
     finally:
-        if worker is not None:
-            worker.close()
         step_fn.write_back()
         for n in names:
             space.adapters[n].requires_grad_(False)
     return last
-
-
-def _fit_threads() -> int:
-    """Threads a fit may use: ``XLHAND_FIT_THREADS``, else 2 where there are two or more cores."""
-    env = os.environ.get("XLHAND_FIT_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise XlhandError(f"XLHAND_FIT_THREADS must be a whole number, not {env!r}") from None
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
-class _PoolWorker:
-    """Computes :meth:`Step.pool_grads` in a second thread while the main thread does the live part.
-
-    At the sizes xlhand trains at, a step is many small ops; PyTorch releases the GIL inside each, so two threads
-    overlap well, each with one intra-op thread (the intra-op setting is restored on :meth:`close`). The worker
-    only reads parameters; the main thread updates them after both parts are done.
-    """
-
-    def __init__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlhand-fit")
-
-    def submit(self, fn, *args):
-        return self._pool.submit(fn, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        torch.set_num_threads(self._threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -231,6 +187,7 @@ class _Group:
                  active, batch: int, width: int, n_terms: int, n_rec: int, src_fingers: dict[str, int],
                  rec: bool):
         self.blocks, self.targets, self.decoders, self.fk, self.rec = blocks, targets, decoders, fk, rec
+        self.batch = batch
         hands = [space.hand(t) for t in targets]
         t_from, t_to, s_from, s_to, scale = [], [], [], [], []
         f_off = 0
@@ -240,16 +197,21 @@ class _Group:
                 if not pairs:
                     continue
                 hs, s_off = space.hand(s), sum(src_fingers[b] for b in blocks[:k])
-                for a, b in pairs:  # target rows index (finger, block) pairs: finger * S + block
-                    t_from.append((f_off + ht.fingers.index(a)) * len(blocks) + k)
-                    t_to.append((f_off + ht.fingers.index(b)) * len(blocks) + k)
+                for a, b in pairs:  # target ends as (finger, block); source ends as fingers of the sources
+                    t_from.append((f_off + ht.fingers.index(a), k))
+                    t_to.append((f_off + ht.fingers.index(b), k))
                     s_from.append(s_off + hs.fingers.index(a))
                     s_to.append(s_off + hs.fingers.index(b))
                     scale.append(1.0 / (batch * len(pairs) * n_terms))
             f_off += len(ht.fingers)
         self.rows = len(scale)
+        # FK runs on the blocks the rows read (a block that is only reconstructed needs none): a contiguous range
+        used = [k for _, k in t_from]
+        self.fk_blocks = (min(used), max(used) + 1) if used else (0, 0)
+        n = self.fk_blocks[1] - self.fk_blocks[0]
         as_t = torch.tensor
-        self.t_from, self.t_to = as_t(t_from, dtype=torch.long), as_t(t_to, dtype=torch.long)
+        self.t_from = as_t([f * n + k - self.fk_blocks[0] for f, k in t_from], dtype=torch.long)
+        self.t_to = as_t([f * n + k - self.fk_blocks[0] for f, k in t_to], dtype=torch.long)
         self.s_from, self.s_to = as_t(s_from, dtype=torch.long), as_t(s_to, dtype=torch.long)
         self.scale = as_t(scale, dtype=torch.float32)[:, None]
         if rec:  # each target's own block, joints past its dof masked out
@@ -263,13 +225,14 @@ class _Group:
 
     def retarget(self, x_hat: torch.Tensor, tips: dict[str, torch.Tensor], loss: LossSettings) -> torch.Tensor:
         """The rows' summed pinch loss for decoded joints ``x_hat (T, W, S * B)`` against source fingertips."""
-        B = x_hat.shape[2] // len(self.blocks)
-        S = len(self.blocks)
-        pts = self.fk.points(x_hat.view(-1, x_hat.shape[2]))  # (F, 3, S * B)
+        B, (k0, k1) = self.batch, self.fk_blocks
+        S = k1 - k0
+        q = x_hat.view(-1, x_hat.shape[2])
+        pts = self.fk.points(q if S == len(self.blocks) else q[:, k0 * B:k1 * B])  # (F, 3, S * B)
         if S > 1:  # one row per (finger, block): (F * S, 3, B)
             pts = pts.view(-1, 3, S, B).transpose(1, 2).reshape(-1, 3, B)
         with torch.no_grad():
-            src = torch.cat([tips[b] for b in self.blocks]) if S > 1 else tips[self.blocks[0]]
+            src = _cat([tips[b] for b in self.blocks])
             d_s = src.index_select(0, self.s_to) - src.index_select(0, self.s_from)
         return PinchRows.apply(pts, self.t_to, self.t_from, d_s, self.scale, loss)
 
@@ -286,11 +249,9 @@ def _cat(ts: list[torch.Tensor]) -> torch.Tensor:
 class Step:
     """The training objective of :func:`fit`, computed group by group (see the module docstring).
 
-    Two independent parts: the *live* part (trainable hands' samples: encoders, KL, reconstruction, and every
-    decode of their latents) and the *pool* part (trainable decoders fed latents drawn from frozen hands'
-    pools: retargeting into the trained hands). The pool part does not touch the encoders, so :func:`fit` can run
-    it in a second thread; its gradient is always computed apart (:meth:`pool_grads`) and added, so the result
-    is the same either way.
+    Groups: the frozen targets that read the trainable hands' latents (retargeting out of the trained hands),
+    and the trainable targets, which read their own latents (reconstruction), other trainable hands' and the
+    frozen hands' pooled latents (retargeting into the trained hands) in one decoder pass.
 
     Trainable adapters are stacked copies (:class:`~xlhand.stacked.MLPStack`): :meth:`parameters` are what the
     optimiser trains and :meth:`write_back` copies them into ``space``'s adapters.
@@ -306,47 +267,39 @@ class Step:
         self.encoders = MLPStack.encoders([space.adapters[n] for n in self.train], W, trainable=True)
         self.source_fk = _combined_fk([space.hand(n) for n in self.train], W)
         self.sources = [n for n in names if n in self.train or n in pools]
-        # live groups: targets that decode the same trainable hands' latents (a trainable target its own too)
         keys: dict[tuple, list[str]] = {}
         for t in names:
             own = t in self.train
-            blocks = tuple(s for s in self.train if (s == t) or (s, t) in active)
+            blocks = tuple(s for s in self.sources if (own and s == t) or (s, t) in active)
             if blocks:
                 keys.setdefault((blocks, own), []).append(t)
         n_terms, n_rec = len(active), len(self.train)
-        self.live, self.pool = [], []
+        self.groups = []
         for (blocks, own), targets in keys.items():
             decoders = MLPStack.decoders([space.adapters[t] for t in targets], W, trainable=own)
             fk = _combined_fk([space.hand(t) for t in targets], W)
             g = _Group(space, list(blocks), targets, decoders, fk, active, batch, W, n_terms, n_rec, F, rec=own)
             if own:
                 g.train_rows = torch.tensor([self.train.index(t) for t in targets])
-            self.live.append(g)
-            pool_blocks = [s for s in names if s in pools and any((s, t) in active for t in targets)]
-            if own and pool_blocks:  # the same decoders, fed the frozen sources' latents
-                self.pool.append(_Group(space, pool_blocks, targets, decoders, fk, active, batch, W, n_terms,
-                                        n_rec, F, rec=False))
+            self.groups.append(g)
 
     def parameters(self) -> list[torch.Tensor]:
-        return self.encoders.parameters() + [p for g in self.live if g.rec for p in g.decoders.parameters()]
-
-    def pool_parameters(self) -> list[torch.Tensor]:
-        """The parameters the pool part reaches (trainable decoders fed frozen latents)."""
-        return [p for g in self.pool for p in g.decoders.parameters()]
+        return self.encoders.parameters() + [p for g in self.groups if g.rec for p in g.decoders.parameters()]
 
     def write_back(self) -> None:
         self.encoders.write_back()
-        for g in self.live:
+        for g in self.groups:
             if g.rec:
                 g.decoders.write_back()
 
     def grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
         """Each trainable adapter parameter with its gradient, after a backward pass (for tests)."""
-        return self.encoders.grads() + [pg for g in self.live if g.rec for pg in g.decoders.grads()]
+        return self.encoders.grads() + [pg for g in self.groups if g.rec for pg in g.decoders.grads()]
 
     def draw(self, gen: torch.Generator) -> dict:
         """One batch: normalised joints ``x (T_train, B, width)`` of the trainable hands (zero-padded), and
-        latents ``(B, latent)`` and fingertips ``(F, 3, B)`` drawn from each frozen source's pool."""
+        latents ``(B, latent)`` and fingertips ``(F, 3, B)`` of each source (drawn from the pool of a frozen
+        one)."""
         B = self.batch
         x = torch.zeros(len(self.train), B, self.width)
         latents, tips = {}, {}
@@ -357,34 +310,27 @@ class Step:
                 latents[s], tips[s] = z.index_select(0, pick), t.index_select(2, pick)
             else:
                 x[self.train.index(s), :, :self.samplers[s].hand.dof] = self.samplers[s].normalized(B, gen)
-        return {"x": x, "latents": latents, "tips": tips}
-
-    def __call__(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """One step's loss terms (``loss``, ``rec``, ``retarget``, ``kl``) on a batch drawn from ``gen``."""
-        return self.objective(self.draw(gen))
-
-    def objective(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Both parts' terms, summed (differentiable as a whole)."""
-        terms = self.live_terms(batch)
-        if self.pool:
-            pool = self.pool_terms(batch)
-            terms["retarget"] = terms["retarget"] + pool
-            terms["loss"] = terms["loss"] + pool
-        return terms
-
-    def live_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        B, W, L = self.batch, self.width, self.space.latent_dim
-        x = batch["x"]
-        out = self.encoders(x)
-        mean, logvar = out[..., :L], out[..., L:]
-        kl = kl_loss(mean, logvar)
         with torch.no_grad():
             src_tips = self.source_fk.points(x.transpose(1, 2).reshape(-1, B)).split(
                 [self.fingers[n] for n in self.train])
-        latents = {s: mean[i] for i, s in enumerate(self.train)}
-        tips = dict(zip(self.train, src_tips))
+        tips.update(zip(self.train, src_tips))
+        return {"x": x, "latents": latents, "tips": tips}
+
+    def __call__(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One step's loss terms on a batch drawn from ``gen`` (see :meth:`objective`)."""
+        return self.objective(self.draw(gen))
+
+    def objective(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The loss terms ``loss``, ``rec``, ``retarget``, ``kl`` of ``batch`` (differentiable)."""
+        B, W, L = self.batch, self.width, self.space.latent_dim
+        x = batch["x"]
+        out = self.encoders(x)  # (T_train, B, 2 * latent): mean, log-variance
+        mean = out[..., :L]
+        kl = kl_loss(mean, out[..., L:])
+        latents = dict(batch["latents"])
+        latents.update((s, mean[i]) for i, s in enumerate(self.train))
         rec = ret = torch.zeros(())
-        for g in self.live:
+        for g in self.groups:
             x_hat = torch.tanh(g.decoders(_cat([latents[b] for b in g.blocks])))  # (T, W, S * B)
             if g.rec:  # each target decoding its own latents, against its input
                 if len(g.targets) == 1:
@@ -395,23 +341,9 @@ class Step:
                 target = x.index_select(0, g.train_rows).transpose(1, 2)
                 rec = rec + (g.rec_weight * (own - target) ** 2).sum()
             if g.rows:
-                ret = ret + g.retarget(x_hat, tips, self.space.loss)
+                ret = ret + g.retarget(x_hat, batch["tips"], self.space.loss)
         loss = self.space.loss
         return {"loss": loss.rec * rec + ret + loss.kl * kl, "rec": rec, "retarget": ret, "kl": kl}
-
-    def pool_terms(self, batch: dict) -> torch.Tensor:
-        """The pool part: retargeting from frozen sources' latents into the trainable hands."""
-        ret = torch.zeros(())
-        for g in self.pool:
-            x_hat = torch.tanh(g.decoders(_cat([batch["latents"][b] for b in g.blocks])))
-            ret = ret + g.retarget(x_hat, batch["tips"], self.space.loss)
-        return ret
-
-    def pool_grads(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The pool part's value and its gradient for each of :meth:`pool_parameters` (nothing accumulated)."""
-        with torch.enable_grad():
-            value = self.pool_terms(batch)
-            return value.detach(), list(torch.autograd.grad(value, self.pool_parameters()))
 
 
 def pairwise_objective(space: Space, trainable: list[str], latents: dict[str, torch.Tensor],
