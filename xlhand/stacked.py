@@ -108,12 +108,6 @@ class MLPStack:
                                (ln.weight, k + 2, lambda S, t=t: S[t, 0]),
                                (ln.bias, k + 3, lambda S, t=t: S[t, 0])]
 
-    def __getstate__(self) -> dict:
-        """Picklable without the adapters (a copy runs the network; :meth:`write_back` stays with the original)."""
-        state = dict(self.__dict__)
-        state["_bindings"] = []
-        return state
-
     def _finish(self, trainable: bool) -> "MLPStack":
         for p in self.parameters():
             p.requires_grad_(trainable)
