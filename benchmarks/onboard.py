@@ -135,7 +135,7 @@ def bench_steps() -> dict:
     need_shared()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for steps in (600, 1200, 2400, 4800, 9600):
+        for steps in (1000, 2000, 4000, 8000):
             t0 = time.perf_counter()
             res = onboard(SIXTEEN_DOF["allegro"], name="allegro", out=Path(tmp) / f"a{steps}.safetensors",
                           steps=steps, oracle=False)

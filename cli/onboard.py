@@ -34,7 +34,7 @@ def onboard(
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
     bundle: Path = typer.Option(None, "--bundle", help="A VLA bundle: onboard into its space and plug it in."),
     out: Path = typer.Option(None, "-o", "--output", help="Adapter file (default: <hand>.adapter.safetensors)."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 4800, batches of 128)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 4000, batches of 128)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the adapter."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     json_out: Path = typer.Option(None, "--json", help="Also write the quality report as JSON to this file."),
