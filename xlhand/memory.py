@@ -2,11 +2,12 @@
 
 A training step allocates and frees the same few megabytes of activations and gradients every few milliseconds.
 glibc's defaults hand large freed blocks back to the kernel (``munmap``, heap trimming), so the next step faults
-the same pages in again; on the 2-core machines xlhand is measured on, that page-fault traffic cost more than the
-arithmetic (an onboarding step 10.6 -> 7.9 ms, a pretraining step 27.7 -> 15.8 ms once memory is kept;
-``benchmarks/pretrain.py`` and ``benchmarks/onboard.py`` print both). :func:`keep_freed_memory` raises glibc's
-mmap and trim thresholds once per process, which is what the ``MALLOC_MMAP_THRESHOLD_`` and
-``MALLOC_TRIM_THRESHOLD_`` environment variables would do at start-up. Elsewhere (macOS, musl) it does nothing.
+the same pages in again; on the 2-core machines xlhand is measured on, a pretraining step took 2,669 page faults
+and 20.4 ms with glibc's defaults against 27 and 16.5 ms once memory is kept (``benchmarks/pretrain.py`` prints
+both). An onboarding step, with a smaller working set, faults about 80 times either way and gains little.
+:func:`keep_freed_memory` raises glibc's mmap and trim thresholds once per process, which is what the
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables would do at start-up.
+Elsewhere (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _done: bool | None = None
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap/trim thresholds (once per process). True when they are in effect.
 
-    ``XLHAND_KEEP_MEMORY=0`` leaves the allocator alone (the benchmarks use it for their baseline).
+    ``XLHAND_KEEP_MEMORY=0`` leaves the allocator alone (``benchmarks/pretrain.py`` uses it for its baseline).
     """
     global _done
     if _done is None:
