@@ -34,10 +34,11 @@ import torch
 import xlhand
 from xlhand.metrics import evaluate
 from xlhand.onboard import ONBOARD_DEFAULTS, onboard
-from xlhand.poses import pinch_templates
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
-from xlhand.training import FitConfig, Sampler, active_pairs, fit, frozen_pools, pairwise_objective
+from xlhand.training import fit
+
+from pretrain import naive_step_time  # benchmarks/pretrain.py: the pair-by-pair step both benchmarks compare with
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "hands"
 SIXTEEN_DOF = {"allegro": SHARED / "allegro_hand" / "allegro_hand_right.urdf",
@@ -53,7 +54,6 @@ def onboarding_step_times(urdf: Path, name: str, n: int = 60) -> tuple[float, fl
     """Median seconds per onboarding step: xlhand's batched step (inside :func:`fit`) and the naive pair-by-pair
     step on the same hand, space and settings."""
     from xlhand.hand import hand_from_spec, spec_for_urdf
-    from xlhand.optim import Adam
     from xlhand.space import Adapter
 
     def fresh():
@@ -62,40 +62,14 @@ def onboarding_step_times(urdf: Path, name: str, n: int = 60) -> tuple[float, fl
         torch.manual_seed(0)
         space.adapters[name] = Adapter(hand.dof, space.latent_dim, space.hidden)
         space.hands_by_name[name] = hand
-        return space, hand
+        return space
 
-    space, hand = fresh()
+    space = fresh()
     stamps: list[float] = []
     fit(space, [name], replace(ONBOARD_DEFAULTS, steps=n), on_step=lambda s, l: stamps.append(time.perf_counter()))
     batched = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
 
-    space, hand = fresh()
-    cfg: FitConfig = ONBOARD_DEFAULTS
-    gen = torch.Generator().manual_seed(0)
-    samplers = {h: Sampler(space.hand(h), pinch_templates(space.hand(h), 256, gen), cfg) for h in space.hands}
-    active = active_pairs(space, [name])
-    pools = frozen_pools(space, [name], samplers, active, cfg.pool, gen)
-    adapter = space.adapters[name].requires_grad_(True)
-    opt = Adam(list(adapter.parameters()), lr=cfg.lr)
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        x = samplers[name].normalized(cfg.batch, gen)
-        mean, logvar = adapter.encode(x)
-        latents = {name: mean}
-        tips = {name: hand.fingertips(hand.denormalize(x))}
-        for s, (z, t) in pools.items():
-            pick = torch.randint(len(z), (cfg.batch,), generator=gen)
-            latents[s], tips[s] = z[pick], t[:, :, pick].permute(2, 0, 1)
-        terms = pairwise_objective(space, [name], latents, {name: x}, tips, active)
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        loss = space.loss.rec * terms["rec"] + terms["retarget"] + space.loss.kl * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    adapter.requires_grad_(False)
-    return batched, statistics.median(times[5:])
+    return batched, naive_step_time(fresh(), [name], ONBOARD_DEFAULTS, n)
 
 
 def bench_time(repeats: int) -> dict:

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 import xlhand
-from xlhand.losses import pinch_vectors, retarget_loss
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
 from xlhand.poses import pinch_templates
-from xlhand.training import Sampler, fit
+from xlhand.optim import Adam
+from xlhand.training import FitConfig, Sampler, Step, active_pairs, fit, frozen_pools, pairwise_terms
 
 
 def _minor_faults() -> int:
@@ -57,38 +57,27 @@ def step_times(n: int) -> tuple[float, float, float]:
             (faults[-1] - faults[0]) / (len(faults) - 1))
 
 
-def naive_step_time(n: int) -> float:
-    """The same objective, each (source, target) pair decoded and FK'd on its own."""
-    hands = {h: xlhand.load_hand(h) for h in BUILTIN_HANDS}
-    space = Space.new(list(hands.values()), seed=0)
-    cfg = PRETRAIN_DEFAULTS
+def naive_step_time(space: Space, trainable: list[str], cfg: FitConfig, n: int) -> float:
+    """Median seconds of a training step evaluated pair by pair (:func:`xlhand.training.pairwise_terms`: each
+    adapter and each (source, target) pair on its own, the naive loop the batched step replaces), on batches drawn
+    as :func:`fit` draws them."""
     gen = torch.Generator().manual_seed(0)
-    samplers = {n_: Sampler(h, pinch_templates(h, 64, gen), cfg) for n_, h in hands.items()}
-    params = [p for a in space.adapters.values() for p in a.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    from xlhand.losses import shared_pairs
-
+    samplers = {h: Sampler(space.hand(h), pinch_templates(space.hand(h), 256, gen), cfg) for h in space.hands}
+    active = active_pairs(space, trainable)
+    pools = frozen_pools(space, trainable, samplers, active, cfg.pool, gen)
+    drawer = Step(space, trainable, samplers, pools, active, cfg.batch)
+    params = [p for n_ in trainable for p in space.adapters[n_].requires_grad_(True).parameters()]
+    opt = Adam(params, lr=cfg.lr)
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        terms = []
-        for s, hs in hands.items():
-            q = samplers[s](cfg.batch, gen)
-            x = hs.normalize(q)
-            mean, _ = space.adapters[s].encode(x)
-            terms.append(((space.adapters[s].decode(mean) - x) ** 2).mean())
-            tips_s = hs.fingertips(q)
-            for t, ht in hands.items():
-                if t == s:
-                    continue
-                p = shared_pairs(hs, ht)
-                q_t = ht.denormalize(space.adapters[t].decode(mean))
-                terms.append(retarget_loss(pinch_vectors(hs, tips_s, p), pinch_vectors(ht, ht.fingertips(q_t), p),
-                                           space.loss))
+        terms = pairwise_terms(space, trainable, drawer.draw(gen), active)
         opt.zero_grad()
-        torch.stack(terms).sum().backward()
+        terms["loss"].backward()
         opt.step()
         times.append(time.perf_counter() - t0)
+    for n_ in trainable:
+        space.adapters[n_].requires_grad_(False)
     return statistics.median(times[2:])
 
 
@@ -113,7 +102,8 @@ def main() -> None:
           f"batch {PRETRAIN_DEFAULTS.batch}, hands {', '.join(BUILTIN_HANDS)}")
     plain, plain_faults = step_time_without_kept_memory(args.steps_sample)
     step, setup, faults = step_times(args.steps_sample)
-    naive = naive_step_time(min(args.steps_sample, 20))
+    space = Space.new([xlhand.load_hand(h) for h in BUILTIN_HANDS], seed=0)
+    naive = naive_step_time(space, space.hands, PRETRAIN_DEFAULTS, min(args.steps_sample, 20))
     projected = setup + step * PRETRAIN_DEFAULTS.steps
     result = {"median_step_s": step, "setup_s": setup, "naive_step_s": naive, "speedup": naive / step,
               "default_allocator_step_s": plain, "allocator_speedup": plain / step, "faults_per_step": faults,

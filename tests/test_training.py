@@ -9,7 +9,7 @@ import xlhand
 from xlhand.hand import hand_from_spec, spec_for_urdf
 from xlhand.poses import pinch_templates
 from xlhand.space import Adapter, Space, load_space
-from xlhand.training import FitConfig, Sampler, Step, active_pairs, frozen_pools, pairwise_objective
+from xlhand.training import FitConfig, Sampler, Step, active_pairs, frozen_pools, pairwise_terms
 
 from conftest import FIXTURE_HANDS, require_shared
 
@@ -29,20 +29,8 @@ def compare_step_with_pairwise(space: Space, trainable: list[str]) -> None:
 
     for n in trainable:
         space.adapters[n].requires_grad_(True)
-    latents, tips, targets = {}, {}, {}
-    kl = []
-    for i, n in enumerate(step.train):
-        hand = space.hand(n)
-        x = batch["x"][i, :, :hand.dof]
-        mean, logvar = space.adapters[n].encode(x)
-        kl.append(0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean())
-        latents[n], targets[n], tips[n] = mean, x, hand.fingertips(hand.denormalize(x))
-    for n in pools:
-        latents[n], tips[n] = batch["latents"][n], batch["tips"][n].permute(2, 0, 1)
-    ref = pairwise_objective(space, trainable, latents, targets, tips, active)
-    ref_kl = torch.stack(kl).mean()
-    loss = space.loss
-    ref_loss = loss.rec * ref["rec"] + ref["retarget"] + loss.kl * ref_kl
+    ref = pairwise_terms(space, trainable, batch, active)
+    ref_kl, ref_loss = ref["kl"], ref["loss"]
     ref_loss.backward()
 
     for key, want in (("rec", ref["rec"]), ("retarget", ref["retarget"]), ("kl", ref_kl), ("loss", ref_loss)):

@@ -14,8 +14,7 @@ decoders run as one stacked network (:class:`~xlhand.stacked.MLPStack`), its fin
 FK (:meth:`~xlhand.kinematics.FingertipFK.combine`), and every (source, target, finger pair) of the group is one
 row of a single loss evaluation (:class:`~xlhand.losses.PinchRows`). The result equals decoding and comparing
 pair by pair (:func:`pairwise_objective`, the readable definition the tests hold it to), in a fraction of the
-ops: at the batch sizes that fit best, a step is bound by the number of ops, not by arithmetic. Groups fed by
-frozen pools do not depend on the encoders, so with two cores they run in a second thread.
+ops: at the batch sizes that fit best, a step is bound by the number of ops, not by arithmetic.
 """
 
 from __future__ import annotations
@@ -366,6 +365,25 @@ def pairwise_objective(space: Space, trainable: list[str], latents: dict[str, to
                                  space.loss))
     zero = torch.zeros(())
     return {"rec": torch.stack(rec).mean() if rec else zero, "retarget": torch.stack(ret).mean() if ret else zero}
+
+
+def pairwise_terms(space: Space, trainable: list[str], batch: dict, active: dict) -> dict[str, torch.Tensor]:
+    """:meth:`Step.objective`'s loss terms on a :meth:`Step.draw` batch, computed the naive way: each trainable
+    hand encoded by its own adapter and its fingertips by its own FK, then :func:`pairwise_objective`."""
+    latents, tips, targets, kl = {}, {}, {}, []
+    for i, n in enumerate(t for t in space.hands if t in trainable):
+        hand = space.hand(n)
+        x = batch["x"][i, :, :hand.dof]
+        mean, logvar = space.adapters[n].encode(x)
+        kl.append(kl_loss(mean, logvar))
+        latents[n], targets[n], tips[n] = mean, x, hand.fingertips(hand.denormalize(x))
+    for n, z in batch["latents"].items():
+        latents[n], tips[n] = z, batch["tips"][n].permute(2, 0, 1)
+    terms = pairwise_objective(space, trainable, latents, targets, tips, active)
+    terms["kl"] = torch.stack(kl).mean()
+    loss = space.loss
+    terms["loss"] = loss.rec * terms["rec"] + terms["retarget"] + loss.kl * terms["kl"]
+    return terms
 
 
 # ---------------------------------------------------------------------------------------------------------------
