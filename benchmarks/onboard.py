@@ -157,10 +157,12 @@ def bench_leave_one_out(pretrain_steps: int | None, cache: str | None, seeds: li
                 onboarded = _mean_errors(evaluate(res.space, list(BUILTIN_HANDS), seed=0, oracle=False), held)
                 ratios = {f"{kind}_{m}": onboarded[kind][m] / jointly[kind][m]
                           for kind in onboarded for m in ("dist_mm", "dir_deg")}
-                per_seed[seed] = {"onboarded": onboarded, "ratios": ratios, "onboard_s": t3 - t2}
+                per_seed[seed] = {"onboarded": onboarded, "ratios": ratios, "onboard_s": t3 - t2,
+                                  "init": res.report["init"]}
                 print(f"{held:8s} seed {seed} onboarded/jointly: "
                       + "  ".join(f"{k} {v:.3f}" for k, v in ratios.items())
-                      + f"   (pretrain {t1 - t0:.0f} s, onboard {t3 - t2:.0f} s)", flush=True)
+                      + f"   (init {res.report['init']['chosen']}; pretrain {t1 - t0:.0f} s, onboard {t3 - t2:.0f} s)",
+                      flush=True)
             median = {k: statistics.median(r["ratios"][k] for r in per_seed.values()) for k in ratios}
             out[held] = {"jointly": jointly, "seeds": per_seed, "median_ratios": median, "pretrain_s": t1 - t0}
             if len(seeds) > 1:

@@ -30,9 +30,8 @@ import torch
 import xlhand
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
-from xlhand.poses import pinch_templates
 from xlhand.optim import Adam
-from xlhand.training import FitConfig, Sampler, Step, active_pairs, fit, frozen_pools, pairwise_terms
+from xlhand.training import FitConfig, Step, fit, fit_data, pairwise_terms
 
 
 def _minor_faults() -> int:
@@ -62,10 +61,9 @@ def naive_step_time(space: Space, trainable: list[str], cfg: FitConfig, n: int) 
     adapter and each (source, target) pair on its own, the naive loop the batched step replaces), on batches drawn
     as :func:`fit` draws them."""
     gen = torch.Generator().manual_seed(0)
-    samplers = {h: Sampler(space.hand(h), pinch_templates(space.hand(h), 256, gen), cfg) for h in space.hands}
-    active = active_pairs(space, trainable)
-    pools = frozen_pools(space, trainable, samplers, active, cfg.pool, gen)
-    drawer = Step(space, trainable, samplers, pools, active, cfg.batch)
+    data = fit_data(space, trainable, replace(cfg, templates=256))
+    active = data.active
+    drawer = Step(space, trainable, data.samplers, data.pools, active, cfg.batch)
     params = [p for n_ in trainable for p in space.adapters[n_].requires_grad_(True).parameters()]
     opt = Adam(params, lr=cfg.lr)
     times = []

@@ -34,14 +34,15 @@ def onboard(
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
     bundle: Path = typer.Option(None, "--bundle", help="A VLA bundle: onboard into its space and plug it in."),
     out: Path = typer.Option(None, "-o", "--output", help="Adapter file (default: <hand>.adapter.safetensors)."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 4000, batches of 128)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 3700, batches of 128); first, two "
+                              "initialisations are tried for a tenth of that (at most 300 steps) each."),
     seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the adapter."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     json_out: Path = typer.Option(None, "--json", help="Also write the quality report as JSON to this file."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
 ) -> None:
     """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle."""
-    from xlhand.onboard import ONBOARD_DEFAULTS, onboard as run, resolve_hand
+    from xlhand.onboard import ONBOARD_DEFAULTS, onboard as run, progress_total, resolve_hand
 
     tips = _fingertip_map(fingertip)
     hand, _ = resolve_hand(target, name, tips)
@@ -50,7 +51,7 @@ def onboard(
                   f"canonical frame {hand.mount_source}")
     for note in hand.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
-    total = steps or ONBOARD_DEFAULTS.steps
+    total = progress_total(steps or ONBOARD_DEFAULTS.steps)
     try:
         with training_progress(f"onboard {hand.name}", total) as on_step:
             result = run(target, name=name, fingertips=tips,
@@ -88,6 +89,10 @@ def show_report(report: dict) -> None:
         s.add_row(kind, f"{e['new_dist_mm']:.2f}", f"{e['existing_dist_mm'] or float('nan'):.2f}",
                   f"{e['new_dir_deg']:.2f}", f"{e['existing_dir_deg'] or float('nan'):.2f}")
     console.print(s)
+    init = report.get("init") or {}
+    if "probe_loss" in init:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in init["probe_loss"].items())
+        console.print(f"initialisation: {init['chosen']} (loss after {init['probe_steps']} steps: {losses})")
     rec = m["reconstruction"].get(report["hand"])
     if rec:
         console.print(f"reconstruction: joint RMSE {rec['joint_rmse_rad']:.4f} rad, fingertip RMSE "

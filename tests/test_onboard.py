@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,9 +14,9 @@ from xlhand.adapter_file import read_adapter
 from xlhand.bundle import create_bundle, load_bundle_space, plug
 from xlhand.cli.main import main
 from xlhand.errors import XlhandError
-from xlhand.onboard import onboard
+from xlhand.onboard import INITS, new_adapter, onboard, progress_total
 from xlhand.space import Space, load_space
-from xlhand.training import FitConfig, checkpoint_path_for
+from xlhand.training import FitConfig, checkpoint_path_for, fit
 
 from conftest import FIXTURE_HANDS, require_shared
 
@@ -117,8 +118,47 @@ def test_interrupted_onboarding_leaves_no_adapter_or_bundle_and_resumes(space_fi
     resumed = onboard("ability", space=space_file, out=out, bundle=bundle, config=QUICK, report_n=500, resume=True, oracle=False)
     fresh = onboard("ability", space=space_file, out=tmp_path / "fresh.safetensors", config=QUICK, report_n=500, oracle=False)
     assert read_adapter(resumed.adapter_path)[1]["fingerprint"] == read_adapter(fresh.adapter_path)[1]["fingerprint"]
+    assert resumed.report["init"] == fresh.report["init"]  # the probe's outcome travels in the checkpoint
     assert not checkpoint_path_for(out).exists()
     assert "ability" in load_bundle_space(bundle).hands
+
+
+def test_onboarding_continues_the_initialisation_with_the_lower_probe_loss(space_file, tmp_path):
+    cfg = replace(QUICK, steps=40)  # probes of 4 steps
+    seen = []
+    result = onboard("ability", space=space_file, out=tmp_path / "a.safetensors", config=cfg, report_n=500,
+                     oracle=False, on_step=lambda step, _: seen.append(step))
+    init = result.report["init"]
+    assert sorted(init["probe_loss"]) == sorted(INITS) and init["probe_steps"] == 4
+    assert init["chosen"] == min(INITS, key=init["probe_loss"].get)
+    assert read_adapter(result.adapter_path)[1]["provenance"]["init"] == init
+    assert seen == list(range(1, progress_total(40) + 1)) and progress_total(40) == 44
+    # the adapter is the one a plain, unprobed run from the chosen initialisation gives
+    plain, hand = load_space(space_file), xlhand.load_hand("ability")
+    plain.adapters["ability"] = new_adapter(plain, hand, 0, init["chosen"])
+    plain.hands_by_name["ability"] = hand
+    fit(plain, ["ability"], cfg)
+    got, want = result.space.tensors(["ability"]), plain.tensors(["ability"])
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+
+
+@pytest.mark.parametrize("at", [2, 6])  # in the first and in the second initialisation's probe
+def test_interrupted_probe_leaves_nothing_and_resume_starts_again(space_file, tmp_path, at):
+    cfg = replace(QUICK, steps=40)
+    out = tmp_path / "ability.safetensors"
+
+    def interrupt(step, _):
+        if step == at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        onboard("ability", space=space_file, out=out, config=cfg, report_n=500, on_step=interrupt, oracle=False)
+    assert list(tmp_path.iterdir()) == []
+    resumed = onboard("ability", space=space_file, out=out, config=cfg, report_n=500, resume=True, oracle=False)
+    fresh = onboard("ability", space=space_file, out=tmp_path / "fresh.safetensors", config=cfg, report_n=500,
+                    oracle=False)
+    assert read_adapter(resumed.adapter_path)[1]["fingerprint"] == read_adapter(fresh.adapter_path)[1]["fingerprint"]
+    assert resumed.report["init"] == fresh.report["init"]
 
 
 def test_plug_into_existing_bundle_is_atomic_and_checked(space_file, tmp_path):
@@ -147,6 +187,7 @@ def test_onboard_cli_reports_and_writes_json(space_file, tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "panda_gripper_glb" in out and "thumb" in out and "wrote" in out
     data = json.loads(report.read_text())
+    assert f"initialisation: {data['init']['chosen']} (loss after 1 steps" in out
     # a parallel gripper is compared on its single thumb-index pair
     assert data["metrics"]["transfer"]["random"]["panda_gripper_glb"]["inspire"]["pairs"] == ["thumb-index"]
 

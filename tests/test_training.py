@@ -7,9 +7,8 @@ import torch
 
 import xlhand
 from xlhand.hand import hand_from_spec, spec_for_urdf
-from xlhand.poses import pinch_templates
 from xlhand.space import Adapter, Space, load_space
-from xlhand.training import FitConfig, Sampler, Step, active_pairs, frozen_pools, pairwise_terms
+from xlhand.training import FitConfig, Step, fit_data, pairwise_terms
 
 from conftest import FIXTURE_HANDS, require_shared
 
@@ -18,11 +17,9 @@ CFG = FitConfig(batch=48, templates=16, pool=96, pinch_probability=0.5)
 
 def compare_step_with_pairwise(space: Space, trainable: list[str]) -> None:
     gen = torch.Generator().manual_seed(5)
-    samplers = {n: Sampler(space.hand(n), pinch_templates(space.hand(n), CFG.templates, gen), CFG)
-                for n in space.hands}
-    active = active_pairs(space, trainable)
-    pools = frozen_pools(space, trainable, samplers, active, CFG.pool, gen)
-    step = Step(space, trainable, samplers, pools, active, CFG.batch)
+    data = fit_data(space, trainable, CFG)
+    active = data.active
+    step = Step(space, trainable, data.samplers, data.pools, active, CFG.batch)
     batch = step.draw(gen)
     fused = step.objective(batch)
     fused["loss"].backward()

@@ -103,6 +103,28 @@ def frozen_pools(space: Space, trainable: list[str], samplers: dict[str, Sampler
     return pools
 
 
+@dataclass
+class FitData:
+    """What a fit samples from, which does not depend on the weights being trained: each hand's sampler (with
+    its pinch templates), the active pairs and the frozen sources' pools."""
+
+    samplers: dict[str, Sampler]
+    active: dict[tuple[str, str], list[tuple[str, str]]]
+    pools: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def fit_data(space: Space, trainable: list[str], cfg: FitConfig) -> FitData:
+    """The :class:`FitData` of a fit of ``trainable`` in ``space`` (deterministic for ``cfg.seed``)."""
+    for name in trainable:
+        space.hand(name)
+    trainable = [n for n in space.hands if n in trainable]
+    hands = {n: space.hand(n) for n in space.hands}
+    template_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    samplers = {n: Sampler(h, pinch_templates(h, cfg.templates, template_gen), cfg) for n, h in hands.items()}
+    active = active_pairs(space, trainable)
+    return FitData(samplers, active, frozen_pools(space, trainable, samplers, active, cfg.pool, template_gen))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -118,24 +140,26 @@ def fit(
     checkpoint: Path | None = None,
     resume: bool = False,
     on_step: StepCallback | None = None,
+    stop_at: int | None = None,
+    extra: dict | None = None,
+    data: FitData | None = None,
 ) -> dict[str, float]:
     """Train the adapters of ``trainable`` hands in ``space`` in place; the others stay bit-for-bit frozen.
 
     With ``checkpoint``, state is saved every ``cfg.checkpoint_every`` steps and on interruption (Ctrl-C), and
-    ``resume=True`` continues from it. Returns the last step's loss terms.
+    ``resume=True`` continues from it. ``stop_at`` ends the run after that many of ``cfg.steps`` steps (the
+    learning-rate schedule is still ``cfg.steps`` long) and saves a checkpoint there, from which ``resume``
+    continues as if never stopped. ``extra`` (JSON) is stored in the checkpoint (:func:`checkpoint_extra`).
+    ``data`` (:func:`fit_data`, made once for several fits of the same hands and config) saves making it again.
+    Returns the last step's loss terms.
     """
-    for name in trainable:
-        space.hand(name)
     keep_freed_memory()
     trainable = [n for n in space.hands if n in trainable]
     names = space.hands
-    hands = {n: space.hand(n) for n in names}
-    template_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    samplers = {n: Sampler(hands[n], pinch_templates(hands[n], cfg.templates, template_gen), cfg) for n in names}
+    if data is None:
+        data = fit_data(space, trainable, cfg)
+    samplers, pools, active = data.samplers, data.pools, data.active
     gen = torch.Generator().manual_seed(cfg.seed)
-    active = active_pairs(space, trainable)
-
-    pools = frozen_pools(space, trainable, samplers, active, cfg.pool, template_gen)
     start, saved = 0, None
     if resume and checkpoint is not None and checkpoint.exists():
         saved = _read_checkpoint(checkpoint, space, trainable, cfg)
@@ -146,8 +170,9 @@ def fit(
         _restore_optimizer(checkpoint, saved, opt, gen)
     last: dict[str, float] = {}
     done = start
+    stop = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     try:
-        for step in range(start, cfg.steps):
+        for step in range(start, stop):
             frac = step / max(cfg.steps - 1, 1)
             opt.lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
             terms = step_fn(gen)
@@ -156,15 +181,15 @@ def fit(
             opt.step()
             done = step + 1
             last = {k: float(v.detach()) for k, v in terms.items()}
-            if checkpoint is not None and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            if checkpoint is not None and done < cfg.steps and (done % cfg.checkpoint_every == 0 or done == stop):
                 step_fn.write_back()
-                _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
+                _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg, extra)
             if on_step is not None:
                 on_step(done, last)
     except KeyboardInterrupt:
         if checkpoint is not None and done > start:
             step_fn.write_back()
-            _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg)
+            _save_checkpoint(checkpoint, space, trainable, opt, gen, done, cfg, extra)
         raise
     finally:
         step_fn.write_back()
@@ -390,7 +415,8 @@ def pairwise_terms(space: Space, trainable: list[str], batch: dict, active: dict
 # Checkpoints (safetensors; metadata holds the step and config)
 
 
-def _save_checkpoint(path: Path, space: Space, trainable, opt: Adam, gen, step: int, cfg: FitConfig) -> None:
+def _save_checkpoint(path: Path, space: Space, trainable, opt: Adam, gen, step: int, cfg: FitConfig,
+                     extra: dict | None = None) -> None:
     """The trainable adapters (written back from the step's stacks), the optimiser state (flat, over the stacked
     tensors), the generator state and the step."""
     from safetensors.torch import save_file
@@ -399,7 +425,8 @@ def _save_checkpoint(path: Path, space: Space, trainable, opt: Adam, gen, step: 
     tensors["opt.exp_avg"], tensors["opt.exp_avg_sq"] = opt.exp_avg, opt.exp_avg_sq
     tensors["rng"] = gen.get_state()
     meta = {"step": step, "config": asdict(cfg), "trainable": list(trainable), "adam_t": opt.t,
-            "layout": CHECKPOINT_LAYOUT, "frozen_fingerprint": _frozen_fingerprint(space, trainable)}
+            "layout": CHECKPOINT_LAYOUT, "frozen_fingerprint": _frozen_fingerprint(space, trainable),
+            "extra": extra or {}}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"xlhand_checkpoint": json.dumps(meta)})
 
@@ -427,6 +454,18 @@ def _read_checkpoint(path: Path, space: Space, trainable, cfg: FitConfig) -> dic
         prefix = f"model.{name}."
         space.adapters[name].load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     return {"step": int(meta["step"]), "meta": meta, "tensors": tensors}
+
+
+def checkpoint_extra(path: Path) -> dict:
+    """The ``extra`` record a run stored in its checkpoint (see :func:`fit`); empty if it has none or the file
+    is not a readable checkpoint (resuming reports that)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(json.loads((f.metadata() or {})["xlhand_checkpoint"]).get("extra") or {})
+    except Exception:
+        return {}
 
 
 def _restore_optimizer(path: Path, saved: dict, opt: Adam, gen: torch.Generator) -> None:
