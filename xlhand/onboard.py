@@ -3,7 +3,8 @@
 Every existing adapter stays frozen (bit for bit). The new adapter trains with the same loop as pretraining
 (:func:`xlhand.training.fit`), restricted to the pairs that involve the new hand: reconstruction, retargeting into
 the new hand (latents of frozen hands' samples -> new decoder; those latents and geometry are precomputed once),
-retargeting out of it (new encoder -> frozen decoders), and KL.
+retargeting out of it (new encoder -> frozen decoders), and KL. Two initialisations of the new adapter are tried
+for a few hundred steps first and the better one continues (:func:`fit_new_adapter`).
 """
 
 from __future__ import annotations
