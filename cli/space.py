@@ -69,22 +69,58 @@ def eval_(
     n: int = typer.Option(10_000, "--n", help="Uniform configurations per hand."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
+    against: str = typer.Option(None, "--against", help="Also measure this space (name, file or bundle) on the "
+                                "same samples and compare the two error by error."),
 ) -> None:
     """Measure a space with the paper's metrics: reconstruction, cross-hand transfer, oracle, smoothness."""
     import json
 
-    from xlhand.metrics import evaluate
+    from xlhand.metrics import compare, evaluate
     from xlhand.space import load_space
 
     sp = load_space(space)
     names = _split(hands)
     for h in names or []:
         sp.hand(h)
+    other = load_space(against) if against is not None else None
+    for h in (names or sp.hands) if other is not None else []:
+        other.hand(h)
     with err_console.status("evaluating"):
         result = evaluate(sp, names, seed=seed, n=n, oracle=not no_oracle)
+        if other is not None:
+            result["against"] = evaluate(other, names or sp.hands, seed=seed, n=n, oracle=not no_oracle)
+            try:
+                result["comparison"] = compare(result, result["against"])
+            except ValueError as exc:
+                raise XlhandError(f"cannot compare with this space: {exc}", other.path or against) from None
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
     show_eval(result)
+    if other is not None:
+        show_eval(result["against"])
+        show_comparison(result["comparison"])
+
+
+def show_comparison(c: dict) -> None:
+    t = Table(title=f"Cross-hand transfer errors of {c['space']} against {c['against']} (same samples)")
+    for col in ("poses", "from", "to", "error", "this", "against", "ratio", "at least as good"):
+        t.add_column(col)
+    for r in c["transfer"]:
+        unit = "mm" if r["metric"] == "dist_mm" else "deg"
+        t.add_row(r["poses"], r["from"], r["to"], "distance" if unit == "mm" else "direction",
+                  f"{r['value']:.2f} {unit}", f"{r['against']:.2f} {unit}", f"{r['ratio']:.3f}",
+                  "yes" if r["at_least_as_good"] else "[bold red]no[/bold red]")
+    console.print(t)
+    t = Table(title="Reconstruction joint RMSE (rad)")
+    for col in ("hand", "this", "against", "ratio"):
+        t.add_column(col)
+    for h, e in c["reconstruction"].items():
+        t.add_row(h, f"{e['joint_rmse_rad']:.4f}", f"{e['against']:.4f}", f"{e['ratio']:.3f}")
+    console.print(t)
+    worse = [f"{r['poses']} {r['from']}->{r['to']} {'distance' if r['metric'] == 'dist_mm' else 'direction'}"
+             for r in c["transfer"] if not r["at_least_as_good"]]
+    console.print(f"at least as good on {c['at_least_as_good']} of {c['compared']} cross-hand errors"
+                  + (f"; worse on: {', '.join(worse)}" if worse else ""))
 
 
 def show_eval(r: dict) -> None:

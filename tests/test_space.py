@@ -191,3 +191,55 @@ def test_pretrain_cli_interrupt_leaves_no_output_and_resumes(tmp_path, capsys, m
     space = load_space(out)
     assert space.provenance["steps"] == 10 and space.provenance["seed"] == 0
     assert "--resume" in space.provenance["command"] or "pretrain" in space.provenance["command"]
+
+
+def test_compare_is_error_by_error_on_the_same_samples(small_space):
+    from xlhand.metrics import compare, evaluate
+
+    other = Space.new([xlhand.load_hand("inspire"), xlhand.load_hand("paxini")], seed=2)
+    a = evaluate(small_space, n=400, oracle=False)
+    b = evaluate(other, n=400, oracle=False)
+    c = compare(a, b)
+    rows = {(r["poses"], r["from"], r["to"], r["metric"]): r for r in c["transfer"]}
+    expected = {(kind, s, t, m) for kind in ("random", "pinch") for s, row in a["transfer"][kind].items()
+                for t, e in row.items() if "dist_mm" in e and "dist_mm" in b["transfer"][kind][s][t]
+                for m in ("dist_mm", "dir_deg")}
+    assert set(rows) == expected and len(rows) >= 4  # at least the random poses, both ways, both errors
+    for (kind, s, t, m), r in rows.items():
+        assert r["value"] == a["transfer"][kind][s][t][m] and r["against"] == b["transfer"][kind][s][t][m]
+        assert r["at_least_as_good"] == (r["value"] <= r["against"])
+    assert c["at_least_as_good"] == sum(r["at_least_as_good"] for r in rows.values()) and c["compared"] == len(rows)
+    rmse = {h: (a["reconstruction"][h]["joint_rmse_rad"], b["reconstruction"][h]["joint_rmse_rad"])
+            for h in a["space"]["hands"]}
+    ratios = {h: e["ratio"] for h, e in c["reconstruction"].items()}
+    assert ratios == pytest.approx({h: x / y for h, (x, y) in rmse.items()})
+    same = compare(a, a)  # equal errors count as at least as good
+    assert same["at_least_as_good"] == same["compared"] == len(rows)
+    with pytest.raises(ValueError, match="seed"):
+        compare(a, evaluate(other, n=400, oracle=False, seed=1))
+    moved = json.loads(json.dumps(b))
+    moved["space"]["kinematics"]["paxini"] = "0123456789abcdef"
+    with pytest.raises(ValueError, match="'paxini' has other kinematics"):
+        compare(a, moved)
+
+
+def test_eval_against_prints_and_writes_the_comparison(small_space, tmp_path, capsys):
+    mine = small_space.save(tmp_path / "mine.safetensors")
+    theirs = Space.new([xlhand.load_hand("inspire"), xlhand.load_hand("paxini")], seed=2)
+    theirs = theirs.save(tmp_path / "theirs.safetensors")
+    out = tmp_path / "cmp.json"
+    code, stdout, err = run_cli(["eval", "--space", str(mine), "--against", str(theirs), "--n", "400", "--no-oracle",
+                                 "--json", str(out)], capsys)
+    assert code == 0, err
+    c = json.loads(out.read_text())["comparison"]
+    assert c["space"] == str(mine) and c["against"] == str(theirs) and c["compared"] == len(c["transfer"]) >= 4
+    line = f"at least as good on {c['at_least_as_good']} of {c['compared']} cross-hand errors"
+    assert line in " ".join(stdout.split())
+
+
+def test_eval_against_a_space_without_the_hand_is_one_line_error(small_space, tmp_path, capsys):
+    mine = small_space.save(tmp_path / "mine.safetensors")
+    theirs = Space.new([xlhand.load_hand("inspire")], seed=2).save(tmp_path / "theirs.safetensors")
+    code, _, err = run_cli(["eval", "--space", str(mine), "--against", str(theirs), "--n", "10", "--no-oracle"],
+                           capsys)
+    assert code == 1 and err.count("\n") == 1 and str(theirs) in err and "'paxini' is not in this space" in err

@@ -157,7 +157,7 @@ def evaluate(space: Space, hands: list[str] | None = None, seed: int = 0, n: int
 
     return {
         "space": {"path": str(space.path) if space.path else None, "fingerprint": space.fingerprint,
-                  "hands": list(names)},
+                  "hands": list(names), "kinematics": {h: space.hand(h).kinematics_hash for h in names}},
         "seed": seed,
         "n": n,
         "reconstruction": recon,
@@ -190,4 +190,40 @@ def summarize(transfer: dict, pairs: list[tuple[str, str]] | None = None) -> dic
     return summary
 
 
-__all__ = ["evaluate", "oracle_decode", "pinch_mask", "summarize"]
+def compare(result: dict, against: dict) -> dict:
+    """Two :func:`evaluate` results on the same hands, seed and sample count, error by error.
+
+    Every cross-hand transfer error both results have (pose kind x ordered pair x distance and direction) becomes
+    a row with both values and whether ``result`` is at least as good (lower or equal); reconstruction joint RMSE
+    is compared per hand as a ratio. Raises ``ValueError`` when the two were not measured on the same samples (other
+    seed, sample count, hands, or a hand's kinematics).
+    """
+    for key in ("seed", "n"):
+        if result[key] != against[key]:
+            raise ValueError(f"the results were measured with different {key} ({result[key]} and {against[key]})")
+    if result["space"]["hands"] != against["space"]["hands"]:
+        raise ValueError(f"the results cover different hands ({', '.join(result['space']['hands'])} and "
+                         f"{', '.join(against['space']['hands'])})")
+    for h, k in result["space"]["kinematics"].items():
+        if against["space"]["kinematics"][h] != k:
+            raise ValueError(f"its {h!r} has other kinematics, so the two were not measured on the same poses")
+    rows = []
+    for kind, table in result["transfer"].items():
+        for a, row in table.items():
+            for b, e in row.items():
+                o = against["transfer"].get(kind, {}).get(a, {}).get(b, {})
+                if "dist_mm" not in e or "dist_mm" not in o:
+                    continue
+                for metric in ("dist_mm", "dir_deg"):
+                    rows.append({"poses": kind, "from": a, "to": b, "metric": metric, "value": e[metric],
+                                 "against": o[metric], "ratio": e[metric] / max(o[metric], 1e-12),
+                                 "at_least_as_good": e[metric] <= o[metric]})
+    recon = {h: {"joint_rmse_rad": e["joint_rmse_rad"], "against": against["reconstruction"][h]["joint_rmse_rad"],
+                 "ratio": e["joint_rmse_rad"] / max(against["reconstruction"][h]["joint_rmse_rad"], 1e-12)}
+             for h, e in result["reconstruction"].items() if h in against["reconstruction"]}
+    return {"space": result["space"]["path"], "against": against["space"]["path"], "transfer": rows,
+            "at_least_as_good": sum(r["at_least_as_good"] for r in rows), "compared": len(rows),
+            "reconstruction": recon}
+
+
+__all__ = ["compare", "evaluate", "oracle_decode", "pinch_mask", "summarize"]
