@@ -16,7 +16,9 @@ prints the median time of one onboarding step against the same objective evaluat
 three (pinch distance and direction, random and pinch poses) with the same hand's errors in the shipped default
 space, where it was trained jointly. Ratio = onboarded / jointly trained; target 1.15 or better. The ratio moves
 with the onboarding seed (the new adapter's initial weights and samples; xhand's mean 1.20-1.28 over seeds 0-2),
-so ``--seeds`` reports the median, and each seed's chosen initialisation.
+so ``--seeds`` reports the median, and each seed's chosen initialisation. Each run also prints the issue's other
+quality test, first-class membership: the onboarded hand's mean errors against the other three next to the mean
+errors among those three, in the same space (the onboarding report's summary).
 """
 
 from __future__ import annotations
@@ -156,12 +158,17 @@ def bench_leave_one_out(pretrain_steps: int | None, cache: str | None, seeds: li
                 onboarded = _mean_errors(evaluate(res.space, list(BUILTIN_HANDS), seed=0, oracle=False), held)
                 ratios = {f"{kind}_{m}": onboarded[kind][m] / jointly[kind][m]
                           for kind in onboarded for m in ("dist_mm", "dir_deg")}
+                first_class = res.report["summary"]  # its pairs vs the pairs among the other three, same space
                 per_seed[seed] = {"onboarded": onboarded, "ratios": ratios, "onboard_s": t3 - t2,
-                                  "init": res.report["init"]}
+                                  "init": res.report["init"], "first_class": first_class}
                 print(f"{held:8s} seed {seed} onboarded/jointly: "
                       + "  ".join(f"{k} {v:.3f}" for k, v in ratios.items())
                       + f"   (init {res.report['init']['chosen']}; pretrain {t1 - t0:.0f} s, onboard {t3 - t2:.0f} s)",
                       flush=True)
+                print(f"{'':8s} first-class (its pairs vs the pairs among the other three, mm / deg): "
+                      + "  ".join(f"{kind} {s['new_dist_mm']:.2f} / {s['new_dir_deg']:.2f} vs "
+                                  f"{s['existing_dist_mm']:.2f} / {s['existing_dir_deg']:.2f}"
+                                  for kind, s in first_class.items()), flush=True)
             median = {k: statistics.median(r["ratios"][k] for r in per_seed.values()) for k in ratios}
             out[held] = {"jointly": jointly, "seeds": per_seed, "median_ratios": median, "pretrain_s": t1 - t0}
             if len(seeds) > 1:
