@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 import xlhand
-from xlhand.metrics import evaluate
+from xlhand.metrics import evaluate, summarize
 from xlhand.onboard import ONBOARD_DEFAULTS, new_adapter, onboard
 from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.space import Space
@@ -127,12 +127,8 @@ def bench_steps() -> dict:
 
 def _mean_errors(result: dict, hand: str) -> dict:
     """Mean over the ordered pairs that involve ``hand`` (both directions), per pose kind."""
-    out = {}
-    for kind, table in result["transfer"].items():
-        es = [e for a, row in table.items() for b, e in row.items() if hand in (a, b) and "dist_mm" in e]
-        out[kind] = {"dist_mm": statistics.mean(e["dist_mm"] for e in es),
-                     "dir_deg": statistics.mean(e["dir_deg"] for e in es)}
-    return out
+    hands = result["space"]["hands"]
+    return summarize(result["transfer"], [(a, b) for a in hands for b in hands if a != b and hand in (a, b)])
 
 
 def bench_leave_one_out(pretrain_steps: int | None, cache: str | None, seeds: list[int]) -> dict:

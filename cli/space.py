@@ -83,8 +83,9 @@ def eval_(
     for h in names or []:
         sp.hand(h)
     other = load_space(against) if against is not None else None
-    for h in (names or sp.hands) if other is not None else []:
-        other.hand(h)
+    if other is not None:
+        for h in names or sp.hands:
+            other.hand(h)
     with err_console.status("evaluating"):
         result = evaluate(sp, names, seed=seed, n=n, oracle=not no_oracle)
         if other is not None:
@@ -101,13 +102,16 @@ def eval_(
         show_comparison(result["comparison"])
 
 
+_ERRORS = {"dist_mm": ("distance", "mm"), "dir_deg": ("direction", "deg")}
+
+
 def show_comparison(c: dict) -> None:
     t = Table(title=f"Cross-hand transfer errors of {c['space']} against {c['against']} (same samples)")
     for col in ("poses", "from", "to", "error", "this", "against", "ratio", "at least as good"):
         t.add_column(col)
     for r in c["transfer"]:
-        unit = "mm" if r["metric"] == "dist_mm" else "deg"
-        t.add_row(r["poses"], r["from"], r["to"], "distance" if unit == "mm" else "direction",
+        error, unit = _ERRORS[r["metric"]]
+        t.add_row(r["poses"], r["from"], r["to"], error,
                   f"{r['value']:.2f} {unit}", f"{r['against']:.2f} {unit}", f"{r['ratio']:.3f}",
                   "yes" if r["at_least_as_good"] else "[bold red]no[/bold red]")
     console.print(t)
@@ -117,7 +121,7 @@ def show_comparison(c: dict) -> None:
     for h, e in c["reconstruction"].items():
         t.add_row(h, f"{e['joint_rmse_rad']:.4f}", f"{e['against']:.4f}", f"{e['ratio']:.3f}")
     console.print(t)
-    worse = [f"{r['poses']} {r['from']}->{r['to']} {'distance' if r['metric'] == 'dist_mm' else 'direction'}"
+    worse = [f"{r['poses']} {r['from']}->{r['to']} {_ERRORS[r['metric']][0]}"
              for r in c["transfer"] if not r["at_least_as_good"]]
     console.print(f"at least as good on {c['at_least_as_good']} of {c['compared']} cross-hand errors"
                   + (f"; worse on: {', '.join(worse)}" if worse else ""))
