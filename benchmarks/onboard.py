@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 
 import xlhand
-from xlhand.metrics import evaluate, summarize
-from xlhand.onboard import ONBOARD_DEFAULTS, new_adapter, onboard
-from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
-from xlhand.space import Space
-from xlhand.training import fit
+from xlhand.latent.metrics import evaluate, summarize
+from xlhand.training.onboard import ONBOARD_DEFAULTS, new_adapter, onboard
+from xlhand.training.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
+from xlhand.latent.space import Space
+from xlhand.training.loop import fit
 
 from pretrain import naive_step_time  # benchmarks/pretrain.py: the pair-by-pair step both benchmarks compare with
 
@@ -56,7 +56,7 @@ def need_shared() -> None:
 def onboarding_step_times(urdf: Path, name: str, n: int = 60) -> tuple[float, float]:
     """Median seconds per onboarding step: xlhand's batched step (inside :func:`fit`) and the naive pair-by-pair
     step on the same hand, space and settings."""
-    from xlhand.hand import hand_from_spec, spec_for_urdf
+    from xlhand.hand.model import hand_from_spec, spec_for_urdf
 
     def fresh():
         space = xlhand.load_space()

@@ -28,10 +28,13 @@ from pathlib import Path
 import torch
 
 import xlhand
-from xlhand.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
-from xlhand.space import Space
-from xlhand.optim import Adam
-from xlhand.training import FitConfig, Step, fit, fit_data, pairwise_terms
+from xlhand.training.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
+from xlhand.latent.space import Space
+from xlhand._util.optim import Adam
+from xlhand.training.config import FitConfig
+from xlhand.training.step import Step, pairwise_terms
+from xlhand.training.loop import fit
+from xlhand.training.data import fit_data
 
 
 def _minor_faults() -> int:

@@ -72,7 +72,7 @@ def space_for(arg: str | None):
     try:
         return xlhand.load_space(), "shipped default"
     except XlhandError:
-        from xlhand.space import Space
+        from xlhand.latent.space import Space
 
         return Space.new([xlhand.load_hand(n) for n in BUILTIN]), "untrained (no shipped space yet)"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .output import console, print_json
+from xlhand.cli.output import console, print_json
 
 app = typer.Typer(help="VLA bundles: a frozen space, plugged hands, a policy.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def create(
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
 ) -> None:
     """Create a bundle around a space (no policy yet)."""
-    from xlhand.bundle import create_bundle
+    from xlhand.bundle.store import create_bundle
 
     config = create_bundle(directory, space)
     console.print(f"created {directory}: hands {', '.join(config['hands'])}, "
@@ -28,7 +28,7 @@ def create(
 @app.command("show")
 def show(directory: Path, json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show a bundle: its space, plugged hands and policy."""
-    from xlhand.bundle import show_bundle
+    from xlhand.bundle.store import show_bundle
 
     info = show_bundle(directory)
     if json:
@@ -49,9 +49,9 @@ def show(directory: Path, json: bool = typer.Option(False, "--json", help="Print
 def plug(directory: Path, adapter: Path,
          hand: str = typer.Option(None, "--hand", help="The adapter's hand (default: the one it records).")) -> None:
     """Plug an onboarded adapter into a bundle (checks the space fingerprint; atomic)."""
-    from xlhand.bundle import plug as run
-    from xlhand.onboard import hand_from_source
-    from xlhand.adapter_file import read_adapter
+    from xlhand.bundle.store import plug as run
+    from xlhand.latent.adapter_file import read_adapter
+    from xlhand.training.onboard import hand_from_source
 
     if hand is None:
         _, meta = read_adapter(adapter)

@@ -6,11 +6,10 @@ import typer
 from rich.table import Table
 
 from xlhand import load_hand
-from xlhand.describe import describe_hand
+from xlhand.cli.inspect import show_description
+from xlhand.cli.output import console, print_json
+from xlhand.hand.describe import describe_hand
 from xlhand.registry import registry
-
-from .output import console, print_json
-from .inspect import show_description
 
 app = typer.Typer(help="Registered hands (built-in and from plugins).", no_args_is_help=True)
 

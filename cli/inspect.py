@@ -6,9 +6,8 @@ import typer
 from rich.table import Table
 
 from xlhand import load_hand
-from xlhand.describe import describe_hand
-
-from .output import console, err_console, print_json
+from xlhand.cli.output import console, err_console, print_json
+from xlhand.hand.describe import describe_hand
 
 
 def inspect(

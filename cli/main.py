@@ -6,9 +6,8 @@ import sys
 
 import typer
 
+from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, render, space
 from xlhand.errors import XlhandError
-
-from . import bundle, hands, inspect, new, onboard, output, plugins, render, space
 
 app = typer.Typer(
     name="xlhand",

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from xlhand.newhand import new_hand
-
-from .output import console, err_console, print_json
+from xlhand.cli.output import console, err_console, print_json
+from xlhand.packaging.newhand import new_hand
 
 app = typer.Typer(help="Create packages from xlhand's templates.", no_args_is_help=True)
 

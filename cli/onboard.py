@@ -8,11 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from xlhand.atomic import write_text_atomic
+from xlhand._util.atomic import write_text_atomic
+from xlhand.cli.output import console, err_console
+from xlhand.cli.progress import training_progress
 from xlhand.errors import XlhandError
-
-from .output import console, err_console
-from .progress import training_progress
 
 
 def _fingertip_map(values: list[str] | None) -> dict[str, str] | None:
@@ -42,7 +41,8 @@ def onboard(
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
 ) -> None:
     """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle."""
-    from xlhand.onboard import ONBOARD_DEFAULTS, onboard as run, progress_total, resolve_hand
+    from xlhand.training.onboard import ONBOARD_DEFAULTS, progress_total, resolve_hand
+    from xlhand.training.onboard import onboard as run
 
     tips = _fingertip_map(fingertip)
     hand, _ = resolve_hand(target, name, tips)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from xlhand.cli.output import console, print_json
 from xlhand.registry import plugin_report
-
-from .output import console, print_json
 
 
 def plugins(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -7,8 +7,7 @@ import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .output import err_console
-
+from xlhand.cli.output import err_console
 
 REFRESH_S = 0.25  # seconds between redraws
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import typer
 
+from xlhand.cli.output import console, err_console, print_json
 from xlhand.errors import XlhandError
-
-from .output import console, err_console, print_json
 
 app = typer.Typer(help="Pictures of hands and of the latent space (offscreen; no display needed).",
                   no_args_is_help=True)
@@ -64,8 +63,8 @@ def hand(
     import torch
 
     from xlhand import load_hand
-    from xlhand.poses import pinch_distance
-    from xlhand.poses import pose as named
+    from xlhand.hand.poses import pinch_distance
+    from xlhand.hand.poses import pose as named
     from xlhand.render import render_hand, write_image
 
     chosen = [name for name, on in (("--q", q is not None), ("--random", random), ("--pinch", pinch),

@@ -8,12 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from xlhand.atomic import write_text_atomic
+from xlhand._util.atomic import write_text_atomic
+from xlhand.cli import output
+from xlhand.cli.output import console, err_console, print_json
+from xlhand.cli.progress import training_progress
 from xlhand.errors import XlhandError
-
-from . import output
-from .output import console, err_console, print_json
-from .progress import training_progress
 
 spaces_app = typer.Typer(help="Latent spaces.", no_args_is_help=True)
 import_app = typer.Typer(help="Import latent spaces from other formats.", no_args_is_help=True)
@@ -33,7 +32,8 @@ def pretrain(
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt."),
 ) -> None:
     """Train a latent space over several hands."""
-    from xlhand.pretrain import PRETRAIN_DEFAULTS, pretrain as run
+    from xlhand.training.pretrain import PRETRAIN_DEFAULTS
+    from xlhand.training.pretrain import pretrain as run
 
     total = steps or PRETRAIN_DEFAULTS.steps
     command = "xlhand " + " ".join(shlex.quote(a) for a in output.invocation)
@@ -52,7 +52,7 @@ def import_dexlatent(
     out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
 ) -> None:
     """Convert the XL-VLA reference (DexLatent) checkpoint into an xlhand space over the built-in hands."""
-    from xlhand.dexlatent import import_dexlatent as run
+    from xlhand.latent.dexlatent import import_dexlatent as run
 
     space = run(checkpoint)
     space.save(out)
@@ -75,8 +75,8 @@ def eval_(
     """Measure a space with the paper's metrics: reconstruction, cross-hand transfer, oracle, smoothness."""
     import json
 
-    from xlhand.metrics import compare, evaluate
-    from xlhand.space import load_space
+    from xlhand.latent.metrics import compare, evaluate
+    from xlhand.loading import load_space
 
     sp = load_space(space)
     names = _split(hands)
@@ -168,7 +168,7 @@ def show_eval(r: dict) -> None:
 
 def list_spaces(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the spaces that ship with xlhand."""
-    from xlhand.space import DEFAULT_SPACE, read_safetensors, shipped_spaces
+    from xlhand.latent.space import DEFAULT_SPACE, read_safetensors, shipped_spaces
 
     rows = []
     for name, path in shipped_spaces().items():

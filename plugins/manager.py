@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from . import hookspecs
+from xlhand.plugins import hookspecs
 
 GROUP = "xlhand"
 DEFAULT_PLUGINS = ("xlhand.hands", "xlhand.plugins.sim_driver")

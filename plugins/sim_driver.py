@@ -1,7 +1,7 @@
 """The built-in ``sim`` driver, registered through the same ``register_drivers`` hook as third-party drivers."""
 
-from xlhand.drivers import SimDriver
 from xlhand.plugins.hookspecs import hookimpl
+from xlhand.runtime.sim import SimDriver
 
 
 @hookimpl

@@ -2,6 +2,9 @@
 
 - `shared` (fixture) / `require_shared()`: the `../shared` folder. Missing, the test is skipped, unless
   `XLHAND_REQUIRE_SHARED=1` (CI), where its absence is a failure.
+- `require_library(name, package)`: a system library (found by ``ctypes.util.find_library``). Missing, the test
+  is skipped with the package that brings it, unless `XLHAND_REQUIRE_SYSTEM_LIBS=1` (CI installs them all),
+  where its absence is a failure.
 - Plugins: every test runs with `XLHAND_LOAD_PLUGINS=""`, so third-party plugins installed in the environment are
   never loaded by accident (STYLE convention 12). A test that registers or unregisters plugins asks for
   `fresh_plugins`, which resets the plugin manager and the hand registry before and after it; the autouse fixture
@@ -28,6 +31,24 @@ def require_shared(path: Path = SHARED) -> Path:
     message = f"{path} not found (the `shared` folder beside the repository)"
     if os.environ.get("XLHAND_REQUIRE_SHARED") == "1":
         pytest.fail(f"{message}; XLHAND_REQUIRE_SHARED=1 makes this a failure", pytrace=False)
+    pytest.skip(message)
+
+
+def require_library(name: str, package: str) -> None:
+    """Skip unless the system library ``lib<name>`` loads; fail instead when ``XLHAND_REQUIRE_SYSTEM_LIBS=1``."""
+    import ctypes
+    import ctypes.util
+
+    found = ctypes.util.find_library(name)
+    try:
+        if found:
+            ctypes.CDLL(found)
+            return
+    except OSError:
+        pass
+    message = f"lib{name} is not installed (apt-get install {package})"
+    if os.environ.get("XLHAND_REQUIRE_SYSTEM_LIBS") == "1":
+        pytest.fail(f"{message}; XLHAND_REQUIRE_SYSTEM_LIBS=1 makes this a failure", pytrace=False)
     pytest.skip(message)
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import xlhand
 from xlhand.cli.main import main
-from xlhand.dexlatent import HANDS, import_dexlatent
+from xlhand.latent.dexlatent import HANDS, import_dexlatent
 
 from conftest import SHARED, require_shared
 

@@ -11,7 +11,9 @@ from conftest import write_tiny_hand
 
 import xlhand
 from xlhand import registry
-from xlhand.drivers import DriverError, HandDriver, JointState, SimDriver, get_driver, list_drivers
+from xlhand.runtime.driver import DriverError, HandDriver, JointState
+from xlhand.runtime.sim import SimDriver
+from xlhand.registry import get_driver, list_drivers
 from xlhand.plugins.hookspecs import hookimpl
 
 

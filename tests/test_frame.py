@@ -24,8 +24,8 @@ import torch
 from conftest import ASSETS, require_shared
 
 import xlhand
-from xlhand.frame import rotation_angle_deg
-from xlhand.urdf import rpy_matrix
+from xlhand.hand.frame import rotation_angle_deg
+from xlhand.hand.rotation import rpy_matrix
 
 TOL_DEG = 10.0
 

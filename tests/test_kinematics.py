@@ -12,7 +12,7 @@ from conftest import FIXTURE_HANDS, require_shared
 
 import xlhand
 from xlhand.errors import XlhandError
-from xlhand.kinematics import mimic_map
+from xlhand.hand.kinematics import mimic_map
 
 BUILTIN = ["ability", "inspire", "xhand", "paxini"]
 FIXTURES = {
@@ -99,7 +99,7 @@ def test_combined_fk_over_several_hands_equals_each_hand_and_ignores_padding():
     """FingertipFK.combine: one FK over several hands fed normalised joints in blocks of ``width`` columns (the
     training step's layout) gives each hand's own fingertips, and padding columns neither change a value nor get a
     gradient; first derivatives match finite differences (a prismatic hand and chains of different depths)."""
-    from xlhand.kinematics import FingertipFK
+    from xlhand.hand.kinematics import FingertipFK
 
     hands = [load("inspire"), load("panda"), load("allegro")]
     width = max(h.dof for h in hands) + 2
@@ -258,7 +258,7 @@ def test_joints_without_limits_get_finite_ranges_and_a_warning(tmp_path):
 
 
 def test_unlimited_joints_warn_through_python_warnings(tmp_path):
-    from xlhand.urdf import HandWarning, load_robot
+    from xlhand.hand.urdf import HandWarning, load_robot
 
     path = tmp_path / "spin.urdf"
     path.write_text('<robot name="s"><link name="a"/><link name="b"/><joint name="j" type="continuous">'

@@ -25,11 +25,11 @@ from plugin_venv import PluginVenv, require_build_backend
 
 import xlhand
 from xlhand.cli.main import main
-from xlhand.describe import describe_hand
+from xlhand.hand.describe import describe_hand
 from xlhand.errors import XlhandError
-from xlhand.hand import hand_from_spec, spec_for_urdf
-from xlhand.handspec import load_spec
-from xlhand.newhand import new_hand
+from xlhand.hand.model import hand_from_spec, spec_for_urdf
+from xlhand.hand.spec import load_spec
+from xlhand.packaging.newhand import new_hand
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "xlhand-tribot"
@@ -169,7 +169,8 @@ def test_cli_new_hand(mesh_hand, tmp_path, capsys):
 
 
 def test_hand_toml_can_pin_the_limits(mesh_hand, tmp_path):
-    from xlhand.newhand import copy_hand_files, hand_toml
+    from xlhand.packaging.files import copy_hand_files
+    from xlhand.packaging.handtoml import hand_toml
 
     source = xlhand.load_hand(mesh_hand)
     copy_hand_files(mesh_hand, tmp_path / "copy")
@@ -295,7 +296,8 @@ def _require_example_installed() -> None:
 def test_example_plugin_is_found_through_its_entry_point(monkeypatch, fresh_plugins):
     _require_example_installed()
     from xlhand import registry
-    from xlhand.drivers import SimDriver, get_driver
+    from xlhand.runtime.sim import SimDriver
+    from xlhand.registry import get_driver
 
     monkeypatch.setenv("XLHAND_LOAD_PLUGINS", "tribot")
     entry = registry.registry().hands["tribot"]

@@ -10,13 +10,16 @@ import pytest
 import torch
 
 import xlhand
-from xlhand.adapter_file import read_adapter
-from xlhand.bundle import create_bundle, load_bundle_space, plug
+from xlhand.latent.adapter_file import read_adapter
+from xlhand.bundle.store import create_bundle, load_bundle_space, plug
 from xlhand.cli.main import main
 from xlhand.errors import XlhandError
-from xlhand.onboard import INITS, new_adapter, onboard, progress_total
-from xlhand.space import Space, load_space
-from xlhand.training import FitConfig, checkpoint_path_for, fit
+from xlhand.training.onboard import INITS, new_adapter, onboard, progress_total
+from xlhand.latent.space import Space
+from xlhand.loading import load_space
+from xlhand.training.config import FitConfig
+from xlhand.training.checkpoints import checkpoint_path_for
+from xlhand.training.loop import fit
 
 from conftest import FIXTURE_HANDS, require_shared
 
@@ -175,7 +178,7 @@ def test_plug_into_existing_bundle_is_atomic_and_checked(space_file, tmp_path):
 
 
 def test_onboard_cli_reports_and_writes_json(space_file, tmp_path, capsys, monkeypatch):
-    import xlhand.onboard as ob
+    import xlhand.training.onboard as ob
 
     monkeypatch.setattr(ob, "ONBOARD_DEFAULTS", QUICK)
     report = tmp_path / "report.json"

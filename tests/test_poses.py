@@ -8,7 +8,7 @@ from conftest import FIXTURE_HANDS, require_shared
 
 import xlhand
 from xlhand.errors import XlhandError
-from xlhand.poses import named_pose, pinch_distance, pinch_pose, pinch_poses, pose
+from xlhand.hand.poses import named_pose, pinch_distance, pinch_pose, pinch_poses, pose
 
 
 def within_limits(hand, q: torch.Tensor) -> bool:

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURE_HANDS, require_shared, subprocess_env, xlhand_script
+from conftest import FIXTURE_HANDS, require_library, require_shared, subprocess_env, xlhand_script
 
 import xlhand
 from xlhand.errors import XlhandError
-from xlhand.poses import named_pose
+from xlhand.hand.poses import named_pose
 from xlhand.render import (
     FINGER_RGB,
     RenderWarning,
@@ -343,6 +343,7 @@ def test_without_any_opengl_the_cli_says_so_in_one_line(tmp_path):
 
 
 def test_without_egl_it_falls_back_to_osmesa(tmp_path):
+    require_library("OSMesa", "libosmesa6")
     env = _hide_libraries(tmp_path / "noegl", ["EGL"])
     code = (
         "import numpy as np; from xlhand.render import render_hand, gl; "
@@ -368,7 +369,7 @@ def space_path(tmp_path_factory) -> str | None:
         xlhand.load_space()
         return None
     except XlhandError:
-        from xlhand.space import Space
+        from xlhand.latent.space import Space
 
         path = tmp_path_factory.mktemp("space") / "space.safetensors"
         Space.new([xlhand.load_hand(n) for n in BUILTIN]).save(path)

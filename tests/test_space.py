@@ -13,10 +13,13 @@ from safetensors.torch import save_file
 
 import xlhand
 from xlhand.cli.main import main
-from xlhand.losses import retarget_loss, shared_pairs
-from xlhand.space import LossSettings, Space, load_space
-from xlhand.poses import pinch_templates
-from xlhand.training import FitConfig, checkpoint_path_for, fit
+from xlhand.latent.losses import retarget_loss, shared_pairs
+from xlhand.latent.space import LossSettings, Space
+from xlhand.loading import load_space
+from xlhand.hand.poses import pinch_templates
+from xlhand.training.config import FitConfig
+from xlhand.training.checkpoints import checkpoint_path_for
+from xlhand.training.loop import fit
 
 TINY = FitConfig(steps=12, batch=64, templates=32, pool=256, checkpoint_every=5, seed=3)
 
@@ -167,7 +170,7 @@ def test_frozen_adapters_stay_bit_for_bit(small_space):
 
 
 def test_pretrain_cli_interrupt_leaves_no_output_and_resumes(tmp_path, capsys, monkeypatch):
-    import xlhand.pretrain as pt
+    import xlhand.training.pretrain as pt
 
     monkeypatch.setattr(pt, "PRETRAIN_DEFAULTS", replace(TINY, steps=10))
     out = tmp_path / "space.safetensors"
@@ -194,7 +197,7 @@ def test_pretrain_cli_interrupt_leaves_no_output_and_resumes(tmp_path, capsys, m
 
 
 def test_compare_is_error_by_error_on_the_same_samples(small_space):
-    from xlhand.metrics import compare, evaluate
+    from xlhand.latent.metrics import compare, evaluate
 
     other = Space.new([xlhand.load_hand("inspire"), xlhand.load_hand("paxini")], seed=2)
     a = evaluate(small_space, n=400, oracle=False)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from plugin_venv import PluginVenv, require_build_backend
 
-from xlhand.newhand import new_hand, template_root
+from xlhand.packaging.newhand import new_hand
+from xlhand.packaging.template import template_root
 
 REPO = Path(__file__).resolve().parents[1]
 TRIBOT_URDF = REPO / "examples" / "xlhand-tribot" / "xlhand_tribot" / "hand" / "tribot.urdf"
@@ -75,7 +76,7 @@ def test_rendered_template_has_exactly_these_files(rendered):
 
 
 def test_docs_list_every_template_variable(rendered):
-    from xlhand.newhand import template_variables
+    from xlhand.packaging.newhand import template_variables
 
     docs = (REPO / "docs" / "plugins.md").read_text()
     listed = docs.split("hold `{{variable}}` placeholders — ", 1)[1].split(" — ", 1)[0]
@@ -84,7 +85,7 @@ def test_docs_list_every_template_variable(rendered):
 
 def test_unknown_template_variable_is_an_error(tmp_path):
     from xlhand.errors import XlhandError
-    from xlhand.newhand import render_template
+    from xlhand.packaging.template import render_template
 
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "a.txt").write_text("{{nope}}")

@@ -6,9 +6,13 @@ import pytest
 import torch
 
 import xlhand
-from xlhand.hand import hand_from_spec, spec_for_urdf
-from xlhand.space import Adapter, Space, load_space
-from xlhand.training import FitConfig, Step, fit_data, pairwise_terms
+from xlhand.hand.model import hand_from_spec, spec_for_urdf
+from xlhand.latent.adapter import Adapter
+from xlhand.latent.space import Space
+from xlhand.loading import load_space
+from xlhand.training.config import FitConfig
+from xlhand.training.step import Step, pairwise_terms
+from xlhand.training.data import fit_data
 
 from conftest import FIXTURE_HANDS, require_shared
 

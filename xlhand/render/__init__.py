@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import XlhandError
-from .draw import FINGER_RGB, grid, overlay, write_animation, write_image
-from .geometry import RenderWarning
-from .scene import View
+from xlhand.errors import XlhandError
+from xlhand.hand.poses import named_pose, pose
+from xlhand.registry import load_hand
+from xlhand.render.draw import FINGER_RGB, grid, overlay, write_animation, write_image
+from xlhand.render.geometry import RenderWarning
+from xlhand.render.scene import View
 
 __all__ = [
     "FINGER_RGB",
@@ -39,8 +41,6 @@ DEFAULT_VIEW = View()
 
 def _hand(hand):
     if isinstance(hand, (str, Path)):
-        from ..registry import load_hand
-
         return load_hand(hand)
     return hand
 
@@ -48,8 +48,6 @@ def _hand(hand):
 def _as_batch(hand, q) -> torch.Tensor:
     """``q`` as ``(B, dof)`` float32 (None: the ``open`` pose)."""
     if q is None:
-        from ..poses import named_pose
-
         return named_pose(hand, "open")
     q = torch.as_tensor(np.asarray(q.detach().cpu() if isinstance(q, torch.Tensor) else q, dtype=np.float32))
     if q.ndim == 1:
@@ -64,7 +62,7 @@ def _as_batch(hand, q) -> torch.Tensor:
 def _frames_of(hand, q: torch.Tensor, width: int, height: int, view: View, markers: bool, pinch_lines: bool,
                ssaa: int) -> Iterator[np.ndarray]:
     """Pictures of ``hand`` at each row of ``q`` ``(B, dof)``; forward kinematics runs once for the batch."""
-    from .scene import stage
+    from xlhand.render.scene import stage
 
     st = stage(width, height)
     with torch.no_grad():
@@ -146,8 +144,6 @@ def render_animation(frames: Iterable[np.ndarray], path: str | Path, fps: float 
 def _source_pose(space, source: str, q, generator, finger: str = "index") -> torch.Tensor:
     hand = space.hand(source)
     if isinstance(q, str):
-        from ..poses import pose
-
         return pose(hand, q, generator=generator, finger=finger)
     return _as_batch(hand, q)
 

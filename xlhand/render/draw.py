@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import XlhandError
+from xlhand.errors import XlhandError
 
 # one colour per finger role, used by markers and pinch lines
 FINGER_RGB = {

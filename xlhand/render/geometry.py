@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from ..urdf import HandWarning, Visual
+from xlhand.hand.urdf import HandWarning, Visual
 
 DEFAULT_RGBA = (0.72, 0.74, 0.78, 1.0)  # light steel, for geometry without a colour
 STANDIN_RGBA = (0.95, 0.5, 0.1, 1.0)  # orange: "this is not the real part"

@@ -14,7 +14,7 @@ import importlib.util
 import os
 import sys
 
-from ..errors import XlhandError
+from xlhand.errors import XlhandError
 
 FALLBACK = "osmesa"
 INSTALL_HINT = (

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import gl
-from .geometry import Piece, hand_pieces
+from xlhand.render import gl
+from xlhand.render.geometry import Piece, hand_pieces
 
 BACKGROUND = (1.0, 1.0, 1.0)
 FRAMING_SAMPLES = 192

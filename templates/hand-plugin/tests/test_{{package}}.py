@@ -5,7 +5,7 @@ import torch
 
 import xlhand
 from xlhand import registry
-from xlhand.drivers import get_driver
+from xlhand import get_driver
 from xlhand.plugins import manager
 
 NAME = "{{name}}"

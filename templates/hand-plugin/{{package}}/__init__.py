@@ -15,10 +15,10 @@ def register_hands(register):
     register(HAND_TOML)
 
 
-# A hardware driver: subclass xlhand.drivers.HandDriver, register it here, and name it in hand.toml's `driver`
+# A hardware driver: subclass xlhand.HandDriver, register it here, and name it in hand.toml's `driver`
 # (until then the hand uses the built-in "sim" driver). See docs/plugins.md in xlhand.
 #
-# from xlhand.drivers import HandDriver
+# from xlhand import HandDriver
 #
 # class {{class_name}}Driver(HandDriver):
 #     rate_hz = 50.0

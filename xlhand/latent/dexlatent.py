@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import XlhandError
-from .registry import load_hand
-from .space import Adapter, LossSettings, Space
+from xlhand.errors import XlhandError
+from xlhand.latent.adapter import Adapter
+from xlhand.latent.space import LossSettings, Space
+from xlhand.registry import load_hand
 
 HANDS = {
     "xarm7_xhand_right": "xhand",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .handspec import ROLES
-from .urdf import Robot
+from xlhand.hand.spec import ROLES
+from xlhand.hand.urdf import Robot
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic import atomic_path
-from .errors import XlhandError
-from .hand import Hand
-from .space import FORMAT_VERSION, Adapter, Space, check_hand_matches, fingerprint_tensors, hand_record, read_safetensors
+from xlhand._util.atomic import atomic_path
+from xlhand.errors import XlhandError
+from xlhand.hand.model import Hand
+from xlhand.latent.adapter import Adapter
+from xlhand.latent.space import (
+    FORMAT_VERSION,
+    Space,
+    check_hand_matches,
+    fingerprint_tensors,
+    hand_record,
+    read_safetensors,
+)
 
 ADAPTER_FORMAT = "xlhand-adapter"
 

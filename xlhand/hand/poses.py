@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import XlhandError
+from xlhand.errors import XlhandError
 
 NAMED = ("open", "fist", "mid")
 PINCH_STEPS = 150
@@ -127,7 +127,7 @@ def _descend(hand, q0: torch.Tensor, idx: torch.Tensor, steps: int, stop_when_an
             if bool(reached.any() if stop_when_any else reached.all()):
                 break
             (g,) = torch.autograd.grad(err.sum(), x)
-            # Adam written out rather than xlhand.optim.Adam: a projected step, eps added before the bias
+            # Adam written out rather than xlhand._util.optim.Adam: a projected step, eps added before the bias
             # correction; the shipped space's templates come from exactly this update, so it stays as it is
             with torch.no_grad():
                 m.mul_(b1).add_(g, alpha=1 - b1)

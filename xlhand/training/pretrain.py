@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import __version__
-from .registry import load_hand
-from .space import Space
-from .training import FitConfig, StepCallback, checkpoint_path_for, fit
+from xlhand._util.revision import source_revision
+from xlhand.latent.space import Space
+from xlhand.registry import load_hand
+from xlhand.training.checkpoints import checkpoint_path_for
+from xlhand.training.config import FitConfig
+from xlhand.training.loop import StepCallback, fit
 
 BUILTIN_HANDS = ("xhand", "ability", "inspire", "paxini")
+
+
 # Batches of 256 for 21,000 steps: in the same ~8 minutes as 1024 x 8000 this gives a better space (seed 0,
 # `xlhand eval --seed 0`: random 5.98 mm / 9.83 deg vs 6.36 / 10.22, pinch 5.03 / 12.69 vs 5.19 / 13.51,
 # reconstruction joint RMSE 9-24 % lower on every hand; 512 x 14000 fell in between).
 PRETRAIN_DEFAULTS = FitConfig(steps=21000, batch=256, checkpoint_every=1000)
-
-
-def source_revision() -> str:
-    """The git revision of the xlhand source tree, or the package version when not in a checkout."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-        if rev.returncode == 0 and rev.stdout.strip():
-            return rev.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"xlhand {__version__}"
 
 
 def pretrain(

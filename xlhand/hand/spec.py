@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import XlhandError
+import tomllib
+
+from xlhand.errors import XlhandError
 
 ROLES = ("thumb", "index", "middle", "ring", "little")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")

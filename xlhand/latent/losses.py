@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import torch
 
-from .hand import Hand
-from .space import LossSettings
+from xlhand.hand.model import Hand
+from xlhand.latent.space import LossSettings
 
 
 def shared_pairs(a: Hand, b: Hand) -> list[tuple[str, str]]:

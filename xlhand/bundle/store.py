@@ -19,32 +19,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .adapter_file import check_compatible, plug_adapter, read_adapter
-from .atomic import write_text_atomic
-from .errors import XlhandError
-from .hand import Hand
-from .registry import load_hand, registry
-from .space import Space, load_space, registered_hand, space_from_file
-
-BUNDLE_FORMAT = "xlhand-bundle"
-BUNDLE_VERSION = 1
-CHUNK_LENGTH = 64
-RATE_HZ = 20
-
-
-def read_config(bundle: Path) -> dict:
-    path = bundle / "config.json"
-    if not path.is_file():
-        raise XlhandError("not an xlhand bundle: no config.json", bundle)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise XlhandError(f"config.json is not valid JSON ({exc})", path) from None
-    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise XlhandError("not an xlhand bundle config (format is not 'xlhand-bundle')", path)
-    if config.get("format_version") != BUNDLE_VERSION:
-        raise XlhandError(f"bundle format version {config.get('format_version')!r} is not supported", path)
-    return config
+from xlhand._util.atomic import write_text_atomic
+from xlhand.bundle.card import model_card
+from xlhand.bundle.config import BUNDLE_FORMAT, BUNDLE_VERSION, CHUNK_LENGTH, RATE_HZ, read_config
+from xlhand.errors import XlhandError
+from xlhand.hand.model import Hand
+from xlhand.latent.adapter_file import check_compatible, plug_adapter, read_adapter
+from xlhand.latent.space import Space, registered_hand, resolve_space_path, space_from_file
+from xlhand.packaging.files import copy_hand_files
+from xlhand.packaging.handtoml import hand_toml
+from xlhand.registry import load_hand, registry
 
 
 def create_bundle(directory: str | Path, space: str | Path | None = None) -> dict:
@@ -52,9 +36,10 @@ def create_bundle(directory: str | Path, space: str | Path | None = None) -> dic
     directory = Path(directory)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise XlhandError("already exists and is not an empty directory; refusing to overwrite", directory)
-    sp = load_space(space)
-    if sp.path is None or sp.path.is_dir():
-        raise XlhandError("a bundle is created from a space file, not from another bundle", space)
+    space_path = resolve_space_path(space)
+    if space_path.is_dir():
+        raise XlhandError("a bundle is created from a space file, not from another bundle", space_path)
+    sp = space_from_file(space_path, registered_hand)
     config = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
@@ -169,8 +154,6 @@ def plug(bundle: str | Path, adapter: str | Path, hand: Hand | str | Path | None
 def copy_hand(hand: Hand, dest: Path) -> None:
     """Copy a hand's URDF with every file it references and a ``hand.toml`` pinning what xlhand decided
     (fingertips, mount, every joint limit), so the copy loads to the same kinematics hash anywhere."""
-    from .newhand import copy_hand_files, hand_toml
-
     dest.mkdir(parents=True)
     copy_hand_files(hand.urdf_path, dest)
     text = hand_toml(hand, hand.name, hand.urdf_path.name, hand.spec.description, limits=True)
@@ -192,31 +175,3 @@ def show_bundle(bundle: str | Path) -> dict:
         for name in space.hands
     }
     return {"path": str(bundle), **config, "hands": hands}
-
-
-def model_card(config: dict) -> str:
-    hands = config.get("hands", {})
-    rows = "\n".join(
-        f"| {name} | {'space' if e.get('adapter') == 'space' else e.get('adapter')} | "
-        f"{next(iter(e.get('kinematics', {}).values()), '')} |"
-        for name, e in hands.items()
-    )
-    return f"""---
-library_name: xlhand
-tags: [robotics, dexterous-manipulation, latent-actions, vla]
----
-# xlhand VLA bundle
-
-A latent-action bundle made by xlhand: policies emit chunks of {config.get('chunk_length')} latent actions
-(dimension {config.get('latent_dim')}) at {config.get('rate_hz')} Hz; each hand's decoder turns them into joint
-commands.
-
-- space fingerprint: `{config.get('space_fingerprint')}`
-- policy: {config.get('policy') or 'none yet'}
-
-| hand | adapter | kinematics |
-|---|---|---|
-{rows}
-
-Load with `xlhand.load_space("<this directory>")`; add a hand with `xlhand onboard HAND --bundle <this directory>`.
-"""

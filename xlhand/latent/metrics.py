@@ -19,10 +19,10 @@ from itertools import permutations
 
 import torch
 
-from .hand import Hand
-from .optim import Adam
-from .losses import pair_errors, pinch_vectors, retarget_terms, shared_pairs
-from .space import LossSettings, Space
+from xlhand._util.optim import Adam
+from xlhand.hand.model import Hand
+from xlhand.latent.losses import pair_errors, pinch_vectors, retarget_terms, shared_pairs
+from xlhand.latent.space import LossSettings, Space
 
 PINCH_RADIUS = 0.02  # m
 NOISE_STD = 0.05

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fingertips import Finger, finger_geometry
-from .urdf import Robot
+from xlhand.hand.fingertips import Finger, finger_geometry
+from xlhand.hand.urdf import Robot
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
-from .hand import Hand
-from .kinematics import actuated_joints
-from .urdf import matrix_rpy
+from xlhand.hand.kinematics import actuated_joints
+from xlhand.hand.model import Hand
+from xlhand.hand.rotation import matrix_rpy
 
 
 def describe_hand(hand: Hand) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,21 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from .errors import XlhandError
+from xlhand.errors import XlhandError
+from xlhand.hand.rotation import skew
+from xlhand.hand.xmlsafe import parse_xml
 
 MOVABLE = ("revolute", "continuous", "prismatic")
+
+
 SUPPORTED = MOVABLE + ("fixed",)
-MAX_URDF_BYTES = 64 * 1024 * 1024
+
+
+
+
 UNLIMITED_REVOLUTE = (-math.pi, math.pi)  # radians, given to joints without usable limits
+
+
 UNLIMITED_PRISMATIC = (-0.05, 0.05)  # metres
 
 
@@ -117,75 +125,6 @@ def joint_motion(joint: Joint, value: float) -> np.ndarray:
     elif joint.type == "prismatic":
         m[:3, 3] = joint.axis * value
     return m
-
-
-def skew(v: np.ndarray) -> np.ndarray:
-    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-
-
-def rpy_matrix(rpy) -> np.ndarray:
-    """3x3 rotation of URDF rpy (fixed axes x, then y, then z): Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
-    r, p, y = (float(a) for a in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    return np.array(
-        [
-            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-            [-sp, cp * sr, cp * cr],
-        ]
-    )
-
-
-def matrix_rpy(R: np.ndarray) -> list[float]:
-    """URDF rpy of a rotation matrix (inverse of :func:`xlhand.urdf.rpy_matrix`)."""
-    pitch = math.asin(max(-1.0, min(1.0, -R[2, 0])))
-    if abs(math.cos(pitch)) > 1e-9:
-        roll = math.atan2(R[2, 1], R[2, 2])
-        yaw = math.atan2(R[1, 0], R[0, 0])
-    else:
-        roll, yaw = math.atan2(-R[1, 2], R[1, 1]), 0.0
-    return [roll, pitch, yaw]
-
-
-def transform(xyz=(0, 0, 0), rpy=(0, 0, 0)) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, :3] = rpy_matrix(rpy)
-    m[:3, 3] = [float(v) for v in xyz]
-    return m
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading
-
-
-_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-
-
-def parse_xml(path: Path) -> etree._Element:
-    """Parse ``path`` as XML with entity expansion and network access disabled."""
-    if not path.exists():
-        raise XlhandError("no such file", path)
-    if not path.is_file():
-        raise XlhandError("not a file", path)
-    size = path.stat().st_size
-    if size > MAX_URDF_BYTES:
-        raise XlhandError(f"file is {size / 2**20:.0f} MiB; a URDF over {MAX_URDF_BYTES // 2**20} MiB is refused", path)
-    data = path.read_bytes()
-    if _ENTITY.search(data) or _ENTITY.search(data.replace(b"\x00", b"")):  # the second: UTF-16/32 text
-        raise XlhandError("XML declares entities (<!ENTITY>); refused to guard against entity-expansion bombs", path)
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=True
-    )
-    try:
-        root = etree.fromstring(data, parser=parser)
-    except etree.XMLSyntaxError as exc:
-        raise XlhandError(f"not well-formed XML ({exc.msg}, line {exc.lineno})", path) from None
-    if root is None:
-        raise XlhandError("empty XML document", path)
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):  # declared in an encoding the byte check missed
-        raise XlhandError("XML declares entities (<!ENTITY>); refused to guard against entity-expansion bombs", path)
-    return root
 
 
 def load_robot(path: str | Path) -> Robot:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .space import Adapter
+from xlhand.latent.adapter import Adapter
 
 
 def _blocks(seq: nn.Sequential) -> list[tuple[nn.Linear, nn.LayerNorm | None]]:
@@ -37,7 +37,7 @@ class MLPStack:
 
     Layers are Linear -> LayerNorm -> ReLU, then a plain Linear. Inputs are ``(T, N, in)`` (or ``(N, in)``, shared
     by every hand); the output is ``(T, N, out)``, or ``(T, out, N)`` with ``transpose_out`` (what
-    :meth:`xlhand.kinematics.FingertipFK.points` takes, with no copy in between).
+    :meth:`xlhand.hand.kinematics.FingertipFK.points` takes, with no copy in between).
     """
 
     def __init__(self, T: int, eps: float, transpose_out: bool):

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import XlhandError
-from .fingertips import assign_roles, find_fingers, find_thumb, fingers_from_tips
-from .frame import estimate_mount
-from .handspec import ROLES, Fingertip, HandSpec, validate_name
-from .kinematics import FingertipFK, FullChainFK, actuated_joints, kinematics_hash
-from .urdf import HandWarning, Robot, load_robot, transform
+from xlhand.errors import XlhandError
+from xlhand.hand.fingertips import assign_roles, find_fingers, find_thumb, fingers_from_tips
+from xlhand.hand.frame import estimate_mount
+from xlhand.hand.kinematics import FingertipFK, FullChainFK, actuated_joints, kinematics_hash
+from xlhand.hand.rotation import transform
+from xlhand.hand.spec import ROLES, Fingertip, HandSpec, validate_name
+from xlhand.hand.urdf import HandWarning, Robot, load_robot
 
 
 @dataclass(kw_only=True, eq=False)

@@ -15,15 +15,21 @@ from pathlib import Path
 
 import torch
 
-from .adapter_file import save_adapter
-from .errors import XlhandError
-from .hand import Hand, hand_from_spec, spec_for_urdf
-from .losses import shared_pairs
-from .metrics import evaluate, summarize
-from .pretrain import source_revision
-from .registry import load_hand, registry
-from .space import Adapter, Space, load_space
-from .training import FitConfig, StepCallback, checkpoint_extra, checkpoint_path_for, fit, fit_data
+from xlhand._util.revision import source_revision
+from xlhand.bundle.store import create_bundle, plug
+from xlhand.errors import XlhandError
+from xlhand.hand.model import Hand, hand_from_spec, spec_for_urdf
+from xlhand.latent.adapter import Adapter
+from xlhand.latent.adapter_file import save_adapter
+from xlhand.latent.losses import shared_pairs
+from xlhand.latent.metrics import evaluate, summarize
+from xlhand.latent.space import Space
+from xlhand.loading import load_space
+from xlhand.registry import load_hand, registry
+from xlhand.training.checkpoints import checkpoint_extra, checkpoint_path_for
+from xlhand.training.config import FitConfig
+from xlhand.training.data import fit_data
+from xlhand.training.loop import StepCallback, fit
 
 # Small batches, many steps: at an equal time budget this fits the new encoder best (leave-one-out on xhand,
 # random-pose distance ratio against joint training: batch 1024 x 1600 steps 1.32, 512 x 2400 1.28,
@@ -140,8 +146,6 @@ def onboard(
     save_adapter(out, sp, hand.name, source, report, provenance)
     checkpoint_path_for(out).unlink(missing_ok=True)
     if bundle is not None:
-        from .bundle import create_bundle, plug
-
         if new_bundle:
             create_bundle(bundle, space)
         plug(bundle, out, hand)
@@ -235,7 +239,7 @@ def onboarding_report(space: Space, new: str, seed: int = 0, oracle: bool = True
                       oracle_n: int = 300) -> dict:
     """Quality of ``new`` against every other hand, next to the pairs among the other hands themselves.
 
-    One :func:`~xlhand.metrics.evaluate` over the pairs that involve ``new`` (with the oracle) and the pairs
+    One :func:`~xlhand.latent.metrics.evaluate` over the pairs that involve ``new`` (with the oracle) and the pairs
     among the existing hands (without it), on the same samples.
     """
     others = [h for h in space.hands if h != new]

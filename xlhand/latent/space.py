@@ -19,17 +19,22 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 
-from .atomic import atomic_path
-from .errors import XlhandError
-from .hand import Hand
+from xlhand._util.atomic import atomic_path
+from xlhand.errors import XlhandError
+from xlhand.hand.model import Hand
+from xlhand.latent.adapter import HIDDEN, LATENT_DIM, Adapter
+from xlhand.registry import load_hand
 
 FORMAT = "xlhand-space"
+
+
 FORMAT_VERSION = 1
-LATENT_DIM = 32
-HIDDEN = (64, 128, 64)
+
+
 SPACES_DIR = Path(__file__).parent / "spaces"
+
+
 DEFAULT_SPACE = "default"
 
 
@@ -42,38 +47,6 @@ class LossSettings:
     dir: float = 5.0  # pinch direction, 1 - cos
     dis_exp: float = 12.0  # pinch emphasis exp(-dis_exp * |d_source|), 1/m
     kl: float = 1e-5  # KL to N(0, I)
-
-
-def _mlp(sizes: list[int], last_plain: bool) -> nn.Sequential:
-    """Linear-LayerNorm-ReLU blocks; with ``last_plain`` the final Linear has no norm or activation."""
-    layers: list[nn.Module] = []
-    n = len(sizes) - 1
-    for i in range(n):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if not (last_plain and i == n - 1):
-            layers += [nn.LayerNorm(sizes[i + 1]), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-class Adapter(nn.Module):
-    """One hand's encoder/decoder. Works in normalised joint units ``x in [-1, 1]^dof``."""
-
-    def __init__(self, dof: int, latent_dim: int = LATENT_DIM, hidden: tuple[int, ...] = HIDDEN):
-        super().__init__()
-        self.dof, self.latent_dim, self.hidden = dof, latent_dim, tuple(hidden)
-        self.encoder = _mlp([dof, *hidden], last_plain=False)
-        self.mean_head = nn.Linear(hidden[-1], latent_dim)
-        self.logvar_head = nn.Linear(hidden[-1], latent_dim)
-        self.decoder = _mlp([latent_dim, *hidden, dof], last_plain=True)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, dof)`` normalised -> ``(mean, logvar)``, each ``(B, latent_dim)``."""
-        h = self.encoder(x)
-        return self.mean_head(h), self.logvar_head(h)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``z (B, latent_dim)`` -> normalised joints ``(B, dof)`` in (-1, 1)."""
-        return torch.tanh(self.decoder(z))
 
 
 def fingerprint_tensors(tensors: dict[str, torch.Tensor]) -> str:
@@ -104,8 +77,6 @@ HandResolver = Callable[[str, dict], Hand]
 
 def registered_hand(name: str, record: dict) -> Hand:
     """Default resolver: the installed hand registered under ``name``."""
-    from .registry import load_hand
-
     return load_hand(name)
 
 
@@ -199,10 +170,6 @@ class Space:
         return path
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Loading
-
-
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and the parsed ``xlhand`` metadata of a safetensors file; one-line errors for bad files."""
     from safetensors import safe_open
@@ -247,16 +214,6 @@ def resolve_space_path(name_or_path: str | Path | None) -> Path:
             raise XlhandError(f"no space named {text!r} (shipped: {known}) and no such file")
         raise XlhandError("no such file", path)
     return path
-
-
-def load_space(name_or_path: str | Path | None = None, resolver: HandResolver | None = None) -> Space:
-    """A shipped space by name (default: the shipped default), a space file, or a VLA bundle directory."""
-    path = resolve_space_path(name_or_path)
-    if path.is_dir():
-        from .bundle import load_bundle_space
-
-        return load_bundle_space(path)
-    return space_from_file(path, resolver or registered_hand)
 
 
 def space_from_file(path: Path, resolver: HandResolver) -> Space:

@@ -1,6 +1,6 @@
 """Batched, differentiable forward kinematics for hands.
 
-Two paths over the same validated :class:`~xlhand.urdf.Robot`:
+Two paths over the same validated :class:`~xlhand.hand.urdf.Robot`:
 
 - :func:`build_pk_chain` + :class:`FullChainFK`: pytorch-kinematics over every link (the general path, used for
   link poses and rendering, and as the baseline the fast path is checked and benchmarked against);
@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .errors import XlhandError
-from .urdf import Joint, Robot, skew
+from xlhand.errors import XlhandError
+from xlhand.hand.rotation import skew
+from xlhand.hand.urdf import Joint, Robot
 
 
 def actuated_joints(robot: Robot) -> list[Joint]:

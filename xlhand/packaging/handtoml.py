@@ -1,0 +1,63 @@
+"""Write a ``hand.toml`` that pins what xlhand decided for a hand (fingertips, mount, limits)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from xlhand.hand.model import Hand
+from xlhand.hand.rotation import matrix_rpy
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _floats(values) -> str:
+    return "[" + ", ".join(repr(float(v) + 0.0) for v in values) + "]"
+
+
+def hand_toml(hand: Hand, name: str, urdf_name: str, description: str, *, limits: bool = False) -> str:
+    """A ``hand.toml`` pinning what was decided for ``hand``: fingertips (with offsets) and mount (xyz, rpy), and
+    with ``limits`` every actuated joint's limits as the hand holds them (so a copy has the same kinematics hash)."""
+    first = hand.robot.joint_by_name[hand.joint_names[0]]
+    lines = [
+        f"# Written by xlhand from {hand.urdf_path.name}: the fingertips and the mount are what `xlhand inspect`",
+        f"# decided, pinned here. Check them with `xlhand inspect {name}` and edit to correct them; every key is",
+        "# described in xlhand's docs/hand-toml.md.",
+        f"name = {json.dumps(name)}",
+        f"urdf = {json.dumps(urdf_name)}",
+        f"description = {json.dumps(description)}",
+        f"driver = {json.dumps(hand.spec.driver)}"
+        + ("                   # xlhand's simulated driver, until a plugin registers a real one"
+           if hand.spec.driver == "sim" else ""),
+        "",
+        "[fingertips]                     # role = link, or a link and a point in its frame (metres)",
+    ]
+    for role, tip in hand.tips.items():
+        if any(tip.offset):
+            lines.append(f"{role} = {{ link = {json.dumps(tip.link)}, offset = {_floats(tip.offset)} }}")
+        else:
+            lines.append(f"{role} = {json.dumps(tip.link)}")
+    lines += [
+        "",
+        "[mount]                          # canonical hand frame <- URDF root, "
+        + ("estimated from the geometry" if hand.mount_source == "estimated" else f"from {hand.mount_source}"),
+        f"xyz = {_floats(hand.mount[:3, 3])}",
+        f"rpy = {_floats(matrix_rpy(hand.mount[:3, :3]))}",
+        "",
+    ]
+    if limits:
+        lines.append("[limits]                         # actuated joint limits (radians or metres)")
+        lines += [f"{_toml_key(j)} = {_floats([lo, hi])}"
+                  for j, lo, hi in zip(hand.joint_names, hand.lower.tolist(), hand.upper.tolist())]
+    else:
+        lines += ["# [limits]                       # optional overrides of actuated joint limits (radians or metres)",
+                  f"# {_toml_key(first.name)} = {_floats([first.lower, first.upper])}"]
+    lines += [
+        "",
+        "# [vendor]                       # optional free-form strings, shown by `xlhand hands show`",
+        '# maker = "..."',
+        "",
+    ]
+    return "\n".join(lines)

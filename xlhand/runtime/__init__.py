@@ -1,0 +1,1 @@
+"""Driving hands: the driver interface and the built-in sim driver."""
