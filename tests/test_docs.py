@@ -7,8 +7,10 @@ each section are run here, registered as plugins.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -72,11 +74,53 @@ def test_docs_document_no_hook_that_does_not_exist():
     assert documented <= set(_hooks()), documented - set(_hooks())
 
 
+# what reaches a hook from a test: the registry's getters or the plugin manager's per-plugin caller
+_HOOK_CALLERS = {"registry", "list_hands", "load_hand", "list_drivers", "get_driver", "plugin_report", "call_each",
+                 "invoke", "xlhand_cli"}
+
+
+def _implements(node: ast.AST, hook: str) -> bool:
+    """``node`` (a class or function) defines ``hook`` as a ``@hookimpl``."""
+    return any(isinstance(f, ast.FunctionDef) and f.name == hook
+               and any("hookimpl" in ast.unparse(d) for d in f.decorator_list) for f in ast.walk(node))
+
+
+def _exercising_tests(hook: str) -> list[str]:
+    """Test functions that name ``hook`` and exercise it: they bring an implementation (a ``@hookimpl`` of it in
+    their body or in a class/function of their module they use, or the docs example of the hook) and call a path
+    that reaches the hook."""
+    found = []
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        impls = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and _implements(n, hook)}
+        for fn in tree.body:
+            if not (isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_") and hook in fn.name):
+                continue
+            names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+            names |= {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute)}
+            strings = {n.value for n in ast.walk(fn) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            brings = _implements(fn, hook) or bool(names & impls) or hook in strings
+            if brings and names & _HOOK_CALLERS:
+                found.append(f"{path.name}::{fn.name}")
+    return found
+
+
 @pytest.mark.parametrize("name", sorted(_hooks()))
 def test_every_hook_has_a_test(name):
-    pattern = re.compile(rf"^def (test_\w*{name}\w*)\(", re.M)
-    found = [m for path in sorted((REPO / "tests").glob("test_*.py")) for m in pattern.findall(path.read_text())]
-    assert found, f"no test function in tests/ names the hook {name}"
+    assert _exercising_tests(name), (f"no test in tests/ names the hook {name}, implements it and calls a path "
+                                     "that reaches it")
+
+
+def test_a_test_that_only_names_a_hook_does_not_count(tmp_path, monkeypatch):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_fake.py").write_text(
+        "def test_register_hands_in_name_only():\n    assert True\n"
+        "class P:\n    @hookimpl\n    def register_drivers(self, register):\n        pass\n"
+        "def test_register_drivers_registers(fresh_plugins):\n    fresh_plugins.pm.register(P())\n"
+        "    assert list_drivers()\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert _exercising_tests("register_hands") == []
+    assert _exercising_tests("register_drivers") == ["test_fake.py::test_register_drivers_registers"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
