@@ -40,6 +40,9 @@ from xlhand.training.onboard import ONBOARD_DEFAULTS, new_adapter, onboard
 from xlhand.training.pretrain import BUILTIN_HANDS, PRETRAIN_DEFAULTS, pretrain
 from xlhand.latent.space import Space
 from xlhand.training.loop import fit
+from xlhand._util.memory import keep_freed_memory
+
+keep_freed_memory()  # as `xlhand pretrain` / `xlhand onboard` do (XLHAND_KEEP_MEMORY=0 turns it off)
 
 from pretrain import naive_step_time  # benchmarks/pretrain.py: the pair-by-pair step both benchmarks compare with
 

@@ -6,7 +6,7 @@ Without --full, the total is projected from the median step time plus the measur
 with --full the default run is timed end to end (about the same, minutes). Baselines in the same run: one
 step evaluated pair by pair (every source-target pair decoded and run through FK separately, each adapter on its
 own: the naive loop the batched step replaces), and the batched step with glibc's default allocator settings
-(``XLHAND_KEEP_MEMORY=0``, in a subprocess: see ``xlhand/memory.py``), with minor page faults per step for
+(``XLHAND_KEEP_MEMORY=0``, in a subprocess: see ``xlhand/_util/memory.py``), with minor page faults per step for
 both (the allocator's effect, free of the machine's load). Target (issue 3): the default pretraining
 takes 10 minutes or less on 2 cores.
 """
@@ -35,6 +35,9 @@ from xlhand.training.config import FitConfig
 from xlhand.training.step import Step, pairwise_terms
 from xlhand.training.loop import fit
 from xlhand.training.data import fit_data
+from xlhand._util.memory import keep_freed_memory
+
+keep_freed_memory()  # as `xlhand pretrain` / `xlhand onboard` do (XLHAND_KEEP_MEMORY=0 turns it off)
 
 
 def _minor_faults() -> int:

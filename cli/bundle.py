@@ -16,11 +16,15 @@ app = typer.Typer(help="VLA bundles: a frozen space, plugged hands, a policy.", 
 def create(
     directory: Path = typer.Argument(..., help="The bundle directory to create."),
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
+    json: bool = typer.Option(False, "--json", help="Print the new bundle's config.json as JSON."),
 ) -> None:
     """Create a bundle around a space (no policy yet)."""
     from xlhand.bundle.store import create_bundle
 
     config = create_bundle(directory, space)
+    if json:
+        print_json({"path": str(directory), **config})
+        return
     console.print(f"created {directory}: hands {', '.join(config['hands'])}, "
                   f"space {config['space_fingerprint'][:16]}")
 
@@ -47,18 +51,14 @@ def show(directory: Path, json: bool = typer.Option(False, "--json", help="Print
 
 @app.command("plug")
 def plug(directory: Path, adapter: Path,
-         hand: str = typer.Option(None, "--hand", help="The adapter's hand (default: the one it records).")) -> None:
+         hand: str = typer.Option(None, "--hand", help="The adapter's hand (default: the one it records)."),
+         json: bool = typer.Option(False, "--json", help="Print the bundle's new config.json as JSON.")) -> None:
     """Plug an onboarded adapter into a bundle (checks the space fingerprint; atomic)."""
     from xlhand.bundle.store import plug as run
     from xlhand.latent.adapter_file import read_adapter
-    from xlhand.training.onboard import hand_from_source
 
-    if hand is None:
-        _, meta = read_adapter(adapter)
-        hand_obj = hand_from_source(meta["record"].get("source", {}), meta["hand"])
-    else:
-        from xlhand import load_hand
-
-        hand_obj = load_hand(hand)
-    run(directory, adapter, hand_obj)
-    console.print(f"plugged {hand_obj.name} into {directory}")
+    config = run(directory, adapter, hand)
+    if json:
+        print_json({"path": str(directory), **config})
+        return
+    console.print(f"plugged {read_adapter(adapter)[1]['hand']} into {directory}")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from xlhand import load_hand
-from xlhand.cli.inspect import show_description
 from xlhand.cli.output import console, print_json
-from xlhand.hand.describe import describe_hand
-from xlhand.registry import registry
+
+# Library modules (they import torch) are imported inside the commands, so that `xlhand --help` stays fast.
 
 app = typer.Typer(help="Registered hands (built-in and from plugins).", no_args_is_help=True)
 
@@ -17,6 +14,10 @@ app = typer.Typer(help="Registered hands (built-in and from plugins).", no_args_
 @app.command("list")
 def list_(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List registered hands."""
+    from rich.table import Table
+
+    from xlhand.registry import registry
+
     reg = registry()
     rows = [
         {"name": e.name, "plugin": e.plugin, "description": e.spec.description, "hand_toml": str(e.spec.path)}
@@ -36,6 +37,10 @@ def list_(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
 @app.command("show")
 def show(name: str, json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show one registered hand: joints, fingertips, frame, vendor data."""
+    from xlhand.cli.inspect import show_description
+    from xlhand.hand.describe import describe_hand
+    from xlhand.registry import load_hand, registry
+
     hand = load_hand(name)
     data = describe_hand(hand)
     entry = registry().hands.get(hand.name)

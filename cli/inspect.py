@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from xlhand import load_hand
 from xlhand.cli.output import console, err_console, print_json
-from xlhand.hand.describe import describe_hand
+
+# Library modules (they import torch) are imported inside the commands, so that `xlhand --help` stays fast.
 
 
 def inspect(
@@ -15,6 +14,9 @@ def inspect(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show what xlhand makes of a hand: joints, actuated DoF, fingertips and roles, canonical frame."""
+    from xlhand.hand.describe import describe_hand
+    from xlhand.registry import load_hand
+
     data = describe_hand(load_hand(target))
     if json:
         print_json(data)
@@ -23,6 +25,8 @@ def inspect(
 
 
 def show_description(data: dict) -> None:
+    from rich.table import Table
+
     console.print(
         f"[bold]{data['name']}[/bold]  {data['urdf']}\n"
         f"links {data['links']}, movable joints {data['movable_joints']}, mimic {data['mimic_joints']}, "

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from xlhand.cli.output import console, err_console, print_json
-from xlhand.packaging.newhand import new_hand
 
 app = typer.Typer(help="Create packages from xlhand's templates.", no_args_is_help=True)
 
@@ -23,6 +22,8 @@ def hand(
 ) -> None:
     """Create the pip package xlhand-NAME for a hand: the plugin template, the URDF and its meshes, and a hand.toml
     pinning the fingertips and mount that `xlhand inspect` detects."""
+    from xlhand.packaging.newhand import new_hand
+
     result = new_hand(name, urdf, output, description=description)
     data = result.summary()
     if json:

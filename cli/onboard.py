@@ -6,10 +6,8 @@ import json as jsonlib
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from xlhand._util.atomic import write_text_atomic
-from xlhand.cli.output import console, err_console
+from xlhand.cli.output import console, err_console, print_json
 from xlhand.cli.progress import training_progress
 from xlhand.errors import XlhandError
 
@@ -37,21 +35,29 @@ def onboard(
                               "initialisations are tried for a tenth of that (at most 300 steps) each."),
     seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the adapter."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the quality report as JSON to this file."),
+    report: Path = typer.Option(None, "--report", help="Also write the quality report as JSON to this file."),
+    json: bool = typer.Option(False, "--json", help="Print the quality report as JSON (messages go to stderr)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
 ) -> None:
-    """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle."""
+    """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle.
+
+    Training keeps freed memory in the process (glibc); XLHAND_KEEP_MEMORY=0 leaves the allocator alone.
+    """
+    from xlhand._util.atomic import write_text_atomic
+    from xlhand._util.memory import keep_freed_memory
     from xlhand.training.onboard import ONBOARD_DEFAULTS, progress_total, resolve_hand
     from xlhand.training.onboard import onboard as run
 
+    say = err_console if json else console  # with --json, stdout is the JSON alone
     tips = _fingertip_map(fingertip)
     hand, _ = resolve_hand(target, name, tips)
-    console.print(f"[bold]{hand.name}[/bold]: {hand.dof} DoF, fingers {', '.join(hand.fingers)} "
+    say.print(f"[bold]{hand.name}[/bold]: {hand.dof} DoF, fingers {', '.join(hand.fingers)} "
                   f"({hand.tips_source}: {', '.join(f'{r}={t.link}' for r, t in hand.tips.items())}); "
                   f"canonical frame {hand.mount_source}")
     for note in hand.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     total = progress_total(steps or ONBOARD_DEFAULTS.steps)
+    keep_freed_memory()
     try:
         with training_progress(f"onboard {hand.name}", total) as on_step:
             result = run(target, name=name, fingertips=tips,
@@ -60,13 +66,21 @@ def onboard(
     except KeyboardInterrupt:
         err_console.print("interrupted: no adapter or bundle change written; continue with --resume")
         raise SystemExit(130) from None
-    if json_out is not None:
-        write_text_atomic(json_out, jsonlib.dumps(result.report, indent=2) + "\n")
+    if report is not None:
+        write_text_atomic(report, jsonlib.dumps(result.report, indent=2) + "\n")
+    wrote = f"wrote {result.adapter_path}" + (f"; plugged into {result.bundle}" if result.bundle else "")
+    if json:
+        err_console.print(wrote)
+        print_json({"adapter": str(result.adapter_path), "bundle": str(result.bundle) if result.bundle else None,
+                    "report": result.report})
+        return
     show_report(result.report)
-    console.print(f"wrote {result.adapter_path}" + (f"; plugged into {result.bundle}" if result.bundle else ""))
+    console.print(wrote)
 
 
 def show_report(report: dict) -> None:
+    from rich.table import Table
+
     for note in report["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
     m = report["metrics"]

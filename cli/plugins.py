@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from xlhand.cli.output import console, print_json
-from xlhand.registry import plugin_report
 
 
 def plugins(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List plugins: their hooks, version, the hands and drivers they register and any load errors."""
+    from rich.table import Table
+
+    from xlhand.registry import plugin_report
+
     rows = plugin_report()
     if json:
         print_json(rows)

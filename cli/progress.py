@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from xlhand.cli.output import err_console
 
 REFRESH_S = 0.25  # seconds between redraws
@@ -15,6 +13,15 @@ REFRESH_S = 0.25  # seconds between redraws
 @contextlib.contextmanager
 def training_progress(description: str, total: int, start: int = 0):
     """Yield an ``on_step(step, losses)`` callback that advances a bar showing the loss terms (on stderr)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from xlhand._util.atomic import write_text_atomic
 from xlhand.cli import output
 from xlhand.cli.output import console, err_console, print_json
 from xlhand.cli.progress import training_progress
 from xlhand.errors import XlhandError
+
+# Library modules (they import torch) are imported inside the commands, so that `xlhand --help` stays fast.
 
 spaces_app = typer.Typer(help="Latent spaces.", no_args_is_help=True)
 import_app = typer.Typer(help="Import latent spaces from other formats.", no_args_is_help=True)
@@ -30,13 +31,20 @@ def pretrain(
     steps: int = typer.Option(None, "--steps", help="Training steps (default 21000, batches of 256)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the space."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt."),
+    json: bool = typer.Option(False, "--json", help="Print what was written as JSON (messages go to stderr)."),
 ) -> None:
-    """Train a latent space over several hands."""
+    """Train a latent space over several hands.
+
+    Training keeps freed memory in the process (glibc); XLHAND_KEEP_MEMORY=0 leaves the allocator alone.
+    """
+    from xlhand._util.memory import keep_freed_memory
     from xlhand.training.pretrain import PRETRAIN_DEFAULTS
     from xlhand.training.pretrain import pretrain as run
 
     total = steps or PRETRAIN_DEFAULTS.steps
     command = "xlhand " + " ".join(shlex.quote(a) for a in output.invocation)
+    keep_freed_memory()
+    started = time.perf_counter()
     try:
         with training_progress("pretrain", total) as on_step:
             space = run(out, hands=_split(hands), steps=steps, seed=seed, resume=resume, on_step=on_step,
@@ -44,19 +52,31 @@ def pretrain(
     except KeyboardInterrupt:
         err_console.print(f"interrupted: {out} not written; continue with --resume")
         raise SystemExit(130) from None
-    console.print(f"wrote {out}  hands {', '.join(space.hands)}  fingerprint {space.fingerprint[:16]}")
+    seconds = time.perf_counter() - started
+    _wrote(out, space, json, steps=total, seconds=round(seconds, 3))
+
+
+def _wrote(out: Path, space, json: bool, **extra) -> None:
+    """Say what was written: a line for people, or (``--json``) a JSON object on stdout and the line on stderr."""
+    line = f"wrote {out}  hands {', '.join(space.hands)}  fingerprint {space.fingerprint[:16]}"
+    if json:
+        err_console.print(line)
+        print_json({"path": str(out), "hands": list(space.hands), "fingerprint": space.fingerprint, **extra})
+    else:
+        console.print(line)
 
 
 def import_dexlatent(
     checkpoint: Path = typer.Argument(..., help="The reference checkpoint (.pt)."),
     out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
+    json: bool = typer.Option(False, "--json", help="Print what was written as JSON (messages go to stderr)."),
 ) -> None:
     """Convert the XL-VLA reference (DexLatent) checkpoint into an xlhand space over the built-in hands."""
     from xlhand.latent.dexlatent import import_dexlatent as run
 
     space = run(checkpoint)
     space.save(out)
-    console.print(f"wrote {out}  hands {', '.join(space.hands)}  fingerprint {space.fingerprint[:16]}")
+    _wrote(out, space, json)
 
 
 import_app.command("dexlatent")(import_dexlatent)
@@ -68,13 +88,15 @@ def eval_(
     seed: int = typer.Option(0, "--seed"),
     n: int = typer.Option(10_000, "--n", help="Uniform configurations per hand."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
+    report: Path = typer.Option(None, "--report", help="Also write the results as JSON to this file."),
+    json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
     against: str = typer.Option(None, "--against", help="Also measure this space (name, file or bundle) on the "
                                 "same samples and compare the two error by error."),
 ) -> None:
     """Measure a space with the paper's metrics: reconstruction, cross-hand transfer, oracle, smoothness."""
-    import json
+    import json as jsonlib
 
+    from xlhand._util.atomic import write_text_atomic
     from xlhand.latent.metrics import compare, evaluate
     from xlhand.loading import load_space
 
@@ -94,8 +116,11 @@ def eval_(
                 result["comparison"] = compare(result, result["against"])
             except ValueError as exc:
                 raise XlhandError(f"cannot compare with this space: {exc}", other.path or against) from None
-    if json_out is not None:
-        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+    if report is not None:
+        write_text_atomic(report, jsonlib.dumps(result, indent=2) + "\n")
+    if json:
+        print_json(result)
+        return
     show_eval(result)
     if other is not None:
         show_eval(result["against"])
@@ -106,6 +131,8 @@ _ERRORS = {"dist_mm": ("distance", "mm"), "dir_deg": ("direction", "deg")}
 
 
 def show_comparison(c: dict) -> None:
+    from rich.table import Table
+
     t = Table(title=f"Cross-hand transfer errors of {c['space']} against {c['against']} (same samples)")
     for col in ("poses", "from", "to", "error", "this", "against", "ratio", "at least as good"):
         t.add_column(col)
@@ -128,6 +155,8 @@ def show_comparison(c: dict) -> None:
 
 
 def show_eval(r: dict) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]space[/bold] {r['space']['path']}  fingerprint {r['space']['fingerprint'][:16]}  "
                   f"seed {r['seed']}  n {r['n']}")
     t = Table(title="Reconstruction")
@@ -168,6 +197,8 @@ def show_eval(r: dict) -> None:
 
 def list_spaces(json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the spaces that ship with xlhand."""
+    from rich.table import Table
+
     from xlhand.latent.space import DEFAULT_SPACE, read_safetensors, shipped_spaces
 
     rows = []

@@ -184,7 +184,7 @@ def test_onboard_cli_reports_and_writes_json(space_file, tmp_path, capsys, monke
     report = tmp_path / "report.json"
     with pytest.raises(SystemExit) as exc:
         main(["onboard", str(require_shared(FIXTURE_HANDS) / "panda_gripper" / "panda_gripper_glb.urdf"),
-              "--space", str(space_file), "-o", str(tmp_path / "panda.safetensors"), "--json", str(report),
+              "--space", str(space_file), "-o", str(tmp_path / "panda.safetensors"), "--report", str(report),
               "--no-oracle"])
     assert exc.value.code == 0
     out = capsys.readouterr().out

@@ -232,7 +232,7 @@ def test_eval_against_prints_and_writes_the_comparison(small_space, tmp_path, ca
     theirs = theirs.save(tmp_path / "theirs.safetensors")
     out = tmp_path / "cmp.json"
     code, stdout, err = run_cli(["eval", "--space", str(mine), "--against", str(theirs), "--n", "400", "--no-oracle",
-                                 "--json", str(out)], capsys)
+                                 "--report", str(out)], capsys)
     assert code == 0, err
     c = json.loads(out.read_text())["comparison"]
     assert c["space"] == str(mine) and c["against"] == str(theirs) and c["compared"] == len(c["transfer"]) >= 4

@@ -8,6 +8,11 @@ both). An onboarding step, with a smaller working set, faults about 80 times eit
 :func:`keep_freed_memory` raises glibc's mmap and trim thresholds once per process, which is what the
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables would do at start-up.
 Elsewhere (macOS, musl) it does nothing.
+
+The library never calls it on its own (it changes the whole process's allocator): the commands that train,
+``xlhand pretrain`` and ``xlhand onboard``, call it before training, as do the benchmarks. Set
+``XLHAND_KEEP_MEMORY=0`` in the environment to leave glibc's defaults alone (the benchmarks' baseline uses it).
+Library users who train in their own process may call :func:`keep_freed_memory` themselves.
 """
 
 from __future__ import annotations

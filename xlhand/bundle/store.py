@@ -23,7 +23,7 @@ from xlhand._util.atomic import write_text_atomic
 from xlhand.bundle.card import model_card
 from xlhand.bundle.config import BUNDLE_FORMAT, BUNDLE_VERSION, CHUNK_LENGTH, RATE_HZ, read_config
 from xlhand.errors import XlhandError
-from xlhand.hand.model import Hand
+from xlhand.hand.model import Hand, hand_from_spec, spec_for_urdf
 from xlhand.latent.adapter_file import check_compatible, plug_adapter, read_adapter
 from xlhand.latent.space import Space, registered_hand, resolve_space_path, space_from_file
 from xlhand.packaging.files import copy_hand_files
@@ -100,11 +100,23 @@ def load_bundle_space(bundle: str | Path) -> Space:
     return space
 
 
+def hand_from_source(source: dict, name: str) -> Hand:
+    """Rebuild the hand an adapter records as its source (``xlhand.training.onboard.resolve_hand``'s record): its
+    ``hand.toml``, its bare URDF with the name and fingertips it was onboarded with, or a registered hand."""
+    if "hand_toml" in source:
+        return load_hand(Path(source["hand_toml"]))
+    if "urdf" in source:
+        return hand_from_spec(spec_for_urdf(Path(source["urdf"]), name=source.get("name", name),
+                                            fingertips=source.get("fingertips") or None))
+    return load_hand(source.get("registered", name))
+
+
 def plug(bundle: str | Path, adapter: str | Path, hand: Hand | str | Path | None = None) -> dict:
     """Plug an adapter file into a bundle, atomically, after the fingerprint and kinematics checks.
 
     ``hand`` is the hand the adapter belongs to (default: the hand the adapter records — an installed plugin's
-    name, or the ``hand.toml`` it was onboarded from). A hand that is not an installed plugin is copied into the
+    name, the ``hand.toml`` it was onboarded from, or its bare URDF with the recorded name and fingertips; see
+    :func:`hand_from_source`; ``xlhand bundle plug`` is this function). A hand that is not an installed plugin is copied into the
     bundle (hand.toml + URDF + meshes) so the bundle works on machines that never saw the original files.
     """
     bundle, adapter = Path(bundle), Path(adapter)
@@ -114,9 +126,9 @@ def plug(bundle: str | Path, adapter: str | Path, hand: Hand | str | Path | None
     check_compatible(meta, space, adapter)
     name = meta["hand"]
     if hand is None:
-        src = meta["record"].get("source", {})
-        hand = src.get("hand_toml") or src.get("urdf") or src.get("registered") or name
-    hand_obj = load_hand(hand) if not isinstance(hand, Hand) else hand
+        hand_obj = hand_from_source(meta["record"].get("source", {}), name)
+    else:
+        hand_obj = load_hand(hand) if not isinstance(hand, Hand) else hand
     if hand_obj.name != name:
         raise XlhandError(f"the adapter is for hand {name!r}, not {hand_obj.name!r}", adapter)
     plug_adapter(space, adapter, hand_obj)  # all checks, in memory, before anything is written

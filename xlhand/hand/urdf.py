@@ -138,6 +138,7 @@ def load_robot(path: str | Path) -> Robot:
     etree.strip_tags(root, etree.Comment)
     _check_raw_structure(root, path)
     try:
+        # private yourdfpy API (parses an lxml element we already checked): why pyproject bounds yourdfpy <0.0.61
         robot = yourdfpy.URDF._parse_robot(xml_element=root)
     except Exception as exc:  # yourdfpy raises bare ValueError/TypeError/AttributeError on malformed values
         raise XlhandError(f"malformed URDF ({type(exc).__name__}: {exc})", path) from None

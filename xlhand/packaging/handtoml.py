@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from xlhand.hand.model import Hand
 from xlhand.hand.rotation import matrix_rpy
 
 
+def toml_str(text: str) -> str:
+    """``text`` as a TOML basic string: UTF-8 as is (``json.dumps`` would write a character outside the BMP as a
+    surrogate pair ``\\ud83d\\udd90``, which TOML refuses), with ``"``, ``\\`` and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_str(key)
 
 
 def _floats(values) -> str:
@@ -25,10 +43,10 @@ def hand_toml(hand: Hand, name: str, urdf_name: str, description: str, *, limits
         f"# Written by xlhand from {hand.urdf_path.name}: the fingertips and the mount are what `xlhand inspect`",
         f"# decided, pinned here. Check them with `xlhand inspect {name}` and edit to correct them; every key is",
         "# described in xlhand's docs/hand-toml.md.",
-        f"name = {json.dumps(name)}",
-        f"urdf = {json.dumps(urdf_name)}",
-        f"description = {json.dumps(description)}",
-        f"driver = {json.dumps(hand.spec.driver)}"
+        f"name = {toml_str(name)}",
+        f"urdf = {toml_str(urdf_name)}",
+        f"description = {toml_str(description)}",
+        f"driver = {toml_str(hand.spec.driver)}"
         + ("                   # xlhand's simulated driver, until a plugin registers a real one"
            if hand.spec.driver == "sim" else ""),
         "",
@@ -36,9 +54,9 @@ def hand_toml(hand: Hand, name: str, urdf_name: str, description: str, *, limits
     ]
     for role, tip in hand.tips.items():
         if any(tip.offset):
-            lines.append(f"{role} = {{ link = {json.dumps(tip.link)}, offset = {_floats(tip.offset)} }}")
+            lines.append(f"{role} = {{ link = {toml_str(tip.link)}, offset = {_floats(tip.offset)} }}")
         else:
-            lines.append(f"{role} = {json.dumps(tip.link)}")
+            lines.append(f"{role} = {toml_str(tip.link)}")
     lines += [
         "",
         "[mount]                          # canonical hand frame <- URDF root, "

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def template_variables(name: str, hand: Hand, description: str) -> dict[str, str
 
 
 def _one_line(text: str) -> str:
+    """``text`` fit for every place the template puts it (a TOML string, a docstring, Markdown): one line, no
+    ``"``, ``\\``, ``{{`` or control characters; any other character (an emoji too) is kept."""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return " ".join(text.replace('"', "'").replace("\\", "/").replace("{{", "{ {").split()).rstrip(".")
 
 

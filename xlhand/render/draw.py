@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from xlhand._util.atomic import atomic_path
 from xlhand.errors import XlhandError
 
 # one colour per finger role, used by markers and pinch lines
@@ -168,26 +167,8 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-class _atomic:
-    """A temporary path beside ``path`` (same suffix), renamed onto ``path`` on success, removed on failure."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        if not self.path.parent.is_dir():
-            raise XlhandError("the folder does not exist", self.path.parent)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
+def _atomic(path: Path):
+    """The shared atomic writer (:func:`xlhand._util.atomic.atomic_path`), into an existing folder only."""
+    if not path.parent.is_dir():
+        raise XlhandError("the folder does not exist", path.parent)
+    return atomic_path(path)

@@ -17,7 +17,6 @@ from typing import Callable
 
 import torch
 
-from xlhand._util.memory import keep_freed_memory
 from xlhand._util.optim import Adam
 from xlhand.latent.space import Space
 from xlhand.training.checkpoints import _read_checkpoint, _restore_optimizer, _save_checkpoint
@@ -49,7 +48,6 @@ def fit(
     ``data`` (:func:`fit_data`, made once for several fits of the same hands and config) saves making it again.
     Returns the last step's loss terms.
     """
-    keep_freed_memory()
     trainable = [n for n in space.hands if n in trainable]
     names = space.hands
     if data is None:

@@ -31,27 +31,12 @@ from xlhand.training.config import FitConfig
 from xlhand.training.data import fit_data
 from xlhand.training.loop import StepCallback, fit
 
-# Small batches, many steps: at an equal time budget this fits the new encoder best (leave-one-out on xhand,
-# random-pose distance ratio against joint training: batch 1024 x 1600 steps 1.32, 512 x 2400 1.28,
-# 256 x 3400 1.27, 128 x 5000 1.25; `benchmarks/onboard.py`). A quarter of the samples from pinch templates
-# rather than half: random-pose transfer improves both ways (xhand out of / into 1.24 / 1.16 vs 1.30 / 1.22,
-# inspire 2.02 / 1.04 vs 2.20 / 1.05) and pinch poses stay level. 3700 steps, plus 300 for the probe below,
-# keep a 16-DoF hand within a minute on a slow 2-core machine (8-13 ms a step there, as its load varies); 4800
-# steps were 0.01 better in every leave-one-out ratio than 4000 (xhand 1.222 vs 1.235, paxini 1.197 vs 1.210
-# random-pose distance) and 20 % slower. Tried at 4000 steps and not kept (xhand, seed 0, mean leave-one-out
-# ratio; 1.20 without): a latent cycle term re-encoding the decoded pooled latents (1.22-1.37), lr 3e-3 or
-# 1.2e-2 (1.22 each), a final lr of 1e-3 (1.22), an average of the weights over the second half (1.21).
+# Small batches, many steps, a quarter of pinch templates: evidence in docs/decisions.md (onboarding).
 ONBOARD_DEFAULTS = FitConfig(steps=3700, batch=128, lr=6e-3, pinch_probability=0.25, pool=32768,
                              checkpoint_every=1000)
 
-# How the new adapter starts. Which initialisation ends better depends on the hand and the seed (leave-one-out
-# mean ratio, default / zero mean head: inspire 1.24 / 1.07 at seed 0, ability 1.16 / 1.25 at seed 1), and the
-# loss early in the fit tells: over steps 200-300 it ranked the two the same way as their final errors in all 12
-# paired leave-one-out runs we made (inspire, ability, xhand, paxini x seeds 0-2, each trained to 4000 steps;
-# `benchmarks/onboard.py`); where the two losses are within a fraction of a percent the pick is a toss-up. So
-# both train for PROBE_STEPS steps on the same batches, and the run continues from the one with the lower loss
-# over the last third of the probe: PROBE_STEPS more steps. A third candidate (the default init from another
-# seed) did not pay: its lower probe loss picked it for xhand at seed 1, which then ended worse (1.26 vs 1.21).
+# Two initialisations train PROBE_STEPS steps on the same batches; the one with the lower loss over the
+# last third of the probe continues (why: docs/decisions.md).
 INITS = ("default", "zero-mean-head")  # default: PyTorch's init; zero-mean-head: every latent starts at 0
 PROBE_STEPS = 300
 
@@ -86,16 +71,6 @@ def resolve_hand(target: str | Path | Hand, name: str | None = None,
         load_hand(text)  # raises the right error (unknown name or missing file)
     hand = hand_from_spec(spec_for_urdf(path, name=name, fingertips=fingertips))
     return hand, {"urdf": str(path.resolve()), "name": hand.name, "fingertips": dict(fingertips or {})}
-
-
-def hand_from_source(source: dict, name: str) -> Hand:
-    """Rebuild the hand an adapter records (inverse of :func:`resolve_hand`'s record)."""
-    if "hand_toml" in source:
-        return load_hand(Path(source["hand_toml"]))
-    if "urdf" in source:
-        return hand_from_spec(spec_for_urdf(Path(source["urdf"]), name=source.get("name", name),
-                                            fingertips=source.get("fingertips") or None))
-    return load_hand(source.get("registered", name))
 
 
 def onboard(

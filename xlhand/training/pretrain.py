@@ -16,9 +16,7 @@ from xlhand.training.loop import StepCallback, fit
 BUILTIN_HANDS = ("xhand", "ability", "inspire", "paxini")
 
 
-# Batches of 256 for 21,000 steps: in the same ~8 minutes as 1024 x 8000 this gives a better space (seed 0,
-# `xlhand eval --seed 0`: random 5.98 mm / 9.83 deg vs 6.36 / 10.22, pinch 5.03 / 12.69 vs 5.19 / 13.51,
-# reconstruction joint RMSE 9-24 % lower on every hand; 512 x 14000 fell in between).
+# Batches of 256 for 21,000 steps (about 8 minutes here): evidence in docs/decisions.md (pretraining).
 PRETRAIN_DEFAULTS = FitConfig(steps=21000, batch=256, checkpoint_every=1000)
 
 
