@@ -1,56 +1,17 @@
 """The ``xlhand`` app: command groups combined with ``add_typer``; plugins may add their own commands.
 
 ``xlhand --help`` must not import torch (it costs seconds): the command modules import library modules inside their
-command functions, and ``xlhand new`` (whose module imports the packaging code at its top) is loaded on first use.
+command functions.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
-from typer.core import TyperGroup
 
-from xlhand.cli import bundle, hands, inspect, onboard, output, plugins, render, space
+from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, render, space
 from xlhand.errors import XlhandError
-
-
-class _LazyGroup(TyperGroup):
-    """A command group whose subcommands come from ``module``'s ``app``, imported when they are first needed."""
-
-    def __init__(self, module: str, **kwargs):
-        super().__init__(**kwargs)
-        self._module = module
-        self._real = None
-
-    def _group(self):
-        if self._real is None:
-            self._real = typer.main.get_group(importlib.import_module(self._module).app)
-        return self._real
-
-    def list_commands(self, ctx):
-        return self._group().list_commands(ctx)
-
-    def get_command(self, ctx, name):
-        return self._group().get_command(ctx, name)
-
-
-# name -> (module, one line of help, placed after this command)
-_LAZY = {"new": ("xlhand.cli.new", "Create packages from xlhand's templates.", "hands")}
-
-
-class _Root(TyperGroup):
-    """The root group, with the lazily loaded groups of ``_LAZY`` among the commands."""
-
-    def __init__(self, *, commands=None, **kwargs):
-        ordered = {}
-        for name, cmd in (commands or {}).items():
-            ordered[name] = cmd
-            for lazy, (module, help_, after) in _LAZY.items():
-                if after == name and lazy not in (commands or {}):
-                    ordered[lazy] = _LazyGroup(module, name=lazy, help=help_, no_args_is_help=True)
-        super().__init__(commands=ordered, **kwargs)
 
 
 def _version(value: bool) -> None:
@@ -67,7 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    cls=_Root,
 )
 
 
@@ -80,6 +40,7 @@ def _root(
 
 
 app.add_typer(hands.app, name="hands")
+app.add_typer(new.app, name="new")
 app.command("inspect")(inspect.inspect)
 app.command("plugins")(plugins.plugins)
 app.command("pretrain")(space.pretrain)

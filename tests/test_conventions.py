@@ -41,7 +41,7 @@ def test_version_is_the_installed_metadata_version():
     assert out.stdout == f"xlhand {version('xlhand')}\n"
 
 
-def test_new_is_listed_and_loads_on_use(capsys):
+def test_new_is_listed_with_its_subcommand(capsys):
     code, out, _ = run(["--help"], capsys)
     assert code == 0 and "new" in out.split()
     code, out, _ = run(["new", "--help"], capsys)
@@ -95,24 +95,8 @@ def test_import_dexlatent_json(tmp_path, capsys):
     assert data["path"] == str(out_file) and data["hands"] and data["fingerprint"]
 
 
-def test_onboard_json(tmp_path, capsys):
-    from conftest import TINY_URDF
-
-    space = tmp_path / "s.safetensors"
-    assert run(["pretrain", "--hands", "xhand,inspire", "--steps", "2", "-o", str(space)], capsys)[0] == 0
-    urdf = tmp_path / "tiny.urdf"
-    urdf.write_text(TINY_URDF)
-    report = tmp_path / "report.json"
-    code, out, err = run(["onboard", str(urdf), "--space", str(space), "--steps", "20", "--no-oracle", "--json",
-                          "--report", str(report), "-o", str(tmp_path / "tiny.adapter.safetensors")], capsys)
-    assert code == 0, err
-    data = json.loads(out)
-    assert data["adapter"] == str(tmp_path / "tiny.adapter.safetensors") and data["bundle"] is None
-    assert data["report"] == json.loads(report.read_text())
-
-
-
-def test_bundle_create_and_plug_json(tmp_path, capsys):
+def _onboard_tiny(tmp_path, capsys, *extra: str):
+    """A 2-step space of two built-in hands and the tiny test hand onboarded into it (20 steps, no oracle)."""
     from conftest import TINY_URDF
 
     space = tmp_path / "s.safetensors"
@@ -120,8 +104,23 @@ def test_bundle_create_and_plug_json(tmp_path, capsys):
     urdf = tmp_path / "tiny.urdf"
     urdf.write_text(TINY_URDF)
     adapter = tmp_path / "tiny.adapter.safetensors"
-    assert run(["onboard", str(urdf), "--space", str(space), "--steps", "20", "--no-oracle", "-o", str(adapter)],
-               capsys)[0] == 0
+    result = run(["onboard", str(urdf), "--space", str(space), "--steps", "20", "--no-oracle", *extra,
+                  "-o", str(adapter)], capsys)
+    return space, adapter, result
+
+
+def test_onboard_json(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    _, _, (code, out, err) = _onboard_tiny(tmp_path, capsys, "--json", "--report", str(report))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["adapter"] == str(tmp_path / "tiny.adapter.safetensors") and data["bundle"] is None
+    assert data["report"] == json.loads(report.read_text())
+
+
+def test_bundle_create_and_plug_json(tmp_path, capsys):
+    space, adapter, (code, _, err) = _onboard_tiny(tmp_path, capsys)
+    assert code == 0, err
     bundle = tmp_path / "b"
     code, out, err = run(["bundle", "create", str(bundle), "--space", str(space), "--json"], capsys)
     assert code == 0, err

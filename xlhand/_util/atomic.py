@@ -93,19 +93,14 @@ def current_umask(directory: str | Path | None = None) -> int:
     except (OSError, ValueError, IndexError):
         pass
     probe_dir = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    for _ in range(100):
-        probe = probe_dir / f".umask-probe-{os.getpid()}-{os.urandom(4).hex()}"
-        try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        try:
-            return 0o666 & ~os.fstat(fd).st_mode  # the bits of 0o666 the umask removed
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
-    raise FileExistsError(f"cannot create a probe file in {probe_dir}")
+    probe = probe_dir / f".umask-probe-{os.getpid()}-{os.urandom(8).hex()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return 0o666 & ~os.fstat(fd).st_mode  # the bits of 0o666 the umask removed
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:

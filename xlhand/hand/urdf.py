@@ -155,26 +155,26 @@ def load_robot(path: str | Path) -> Robot:
                  visuals=visuals, warnings=notes)
 
 
-def _check_raw_structure(root: etree._Element, path: Path) -> None:
-    links = root.findall("link")
-    if not links:
-        raise XlhandError("not a URDF: <robot> has no <link> elements", path)
-    seen = set()
-    for el in links:
+def _unique_names(root: etree._Element, tag: str, path: Path) -> set[str]:
+    """The names of ``root``'s ``<tag>`` elements; every one must have a name, and no name may repeat."""
+    seen: set[str] = set()
+    for el in root.findall(tag):
         name = el.get("name")
         if not name:
-            raise XlhandError("a <link> has no name", path)
+            raise XlhandError(f"a <{tag}> has no name", path)
         if name in seen:
-            raise XlhandError(f"link {name!r} is defined twice", path)
+            raise XlhandError(f"{tag} {name!r} is defined twice", path)
         seen.add(name)
-    jseen = set()
+    return seen
+
+
+def _check_raw_structure(root: etree._Element, path: Path) -> None:
+    if not root.findall("link"):
+        raise XlhandError("not a URDF: <robot> has no <link> elements", path)
+    seen = _unique_names(root, "link", path)
+    _unique_names(root, "joint", path)
     for el in root.findall("joint"):
         name = el.get("name")
-        if not name:
-            raise XlhandError("a <joint> has no name", path)
-        if name in jseen:
-            raise XlhandError(f"joint {name!r} is defined twice", path)
-        jseen.add(name)
         jtype = el.get("type")
         if jtype not in SUPPORTED:
             raise XlhandError(f"joint {name!r} has type {jtype!r}; supported types are {', '.join(SUPPORTED)}", path)
