@@ -19,7 +19,7 @@ import pluggy
 from xlhand.plugins import hookspecs
 
 GROUP = "xlhand"
-DEFAULT_PLUGINS = ("xlhand.hands", "xlhand.plugins.sim_driver")
+DEFAULT_PLUGINS = ("xlhand.hands", "xlhand.plugins.sim_driver", "xlhand.plugins.mujoco_driver")
 
 pm = pluggy.PluginManager(GROUP)
 pm.add_hookspecs(hookspecs)

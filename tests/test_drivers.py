@@ -138,11 +138,11 @@ def test_get_driver_uses_the_hand_toml_driver(tmp_path):
     bad = write_tiny_hand(tmp_path / "bad", toml=text)
     with pytest.raises(DriverError) as err:
         get_driver(None, bad)
-    assert str(err.value) == f"{bad}: driver: no driver named 'nope' is registered (registered: sim)"
+    assert str(err.value) == f"{bad}: driver: no driver named 'nope' is registered (registered: mujoco, sim)"
 
 
 def test_get_driver_unknown_name():
-    with pytest.raises(DriverError, match=r"^no driver named 'nope' is registered \(registered: sim\)$"):
+    with pytest.raises(DriverError, match=r"^no driver named 'nope' is registered \(registered: mujoco, sim\)$"):
         get_driver("nope", "inspire")
 
 
@@ -197,7 +197,7 @@ class RaisingPlugin:
 def test_register_drivers_adds_a_driver(fresh_plugins, hand):
     fresh_plugins.load_plugins()
     fresh_plugins.pm.register(RecorderPlugin(), name="recorder-plugin")
-    assert list_drivers() == ["recorder", "sim"]
+    assert list_drivers() == ["mujoco", "recorder", "sim"]
     with get_driver("recorder", hand) as driver:
         np.testing.assert_allclose(driver.send(torch.full((hand.dof,), 99.0)), hand.upper.double().numpy())
         np.testing.assert_allclose(driver.read_state().q, hand.upper.double().numpy())
@@ -212,7 +212,7 @@ def test_register_drivers_problems_are_reported_not_raised(fresh_plugins, hand):
     fresh_plugins.pm.register(BadDriversPlugin(), name="bad-drivers")
     fresh_plugins.pm.register(RaisingPlugin(), name="raising-drivers")
     fresh_plugins.pm.register(RecorderPlugin(), name="recorder-plugin")
-    assert list_drivers() == ["explodes", "not-a-driver", "recorder", "sim"]
+    assert list_drivers() == ["explodes", "mujoco", "not-a-driver", "recorder", "sim"]
     rows = {r["name"]: r for r in registry.plugin_report()}
     assert rows["bad-drivers"]["errors"] == [
         "duplicate driver name 'sim' (already registered by xlhand.plugins.sim_driver)",

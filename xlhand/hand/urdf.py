@@ -82,6 +82,7 @@ class Robot:
     root: str
     visuals: list[Visual] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    collisions: list[Visual] = field(default_factory=list)  # <collision> geometry, same form as visuals
 
     def __post_init__(self):
         self.joint_by_name = {j.name: j for j in self.joints}
@@ -149,10 +150,11 @@ def load_robot(path: str | Path) -> Robot:
     tree_root = _check_tree(links, joints, path)
     _check_mimic(joints, path)
     visuals = _convert_visuals(robot, path, notes)
+    collisions = _convert_visuals(robot, path, [], "collisions")  # missing collision meshes: the sim builder warns
     for note in notes:
         warnings.warn(f"{path}: {note}", HandWarning, stacklevel=2)
     return Robot(name=robot.name or path.stem, path=path, links=links, joints=joints, root=tree_root,
-                 visuals=visuals, warnings=notes)
+                 visuals=visuals, warnings=notes, collisions=collisions)
 
 
 def _unique_names(root: etree._Element, tag: str, path: Path) -> set[str]:
@@ -298,17 +300,18 @@ def resolve_mesh_path(filename: str, urdf_path: Path) -> Path:
     return candidates[0].resolve()
 
 
-def _convert_visuals(robot, path: Path, notes: list[str]) -> list[Visual]:
+def _convert_visuals(robot, path: Path, notes: list[str], kind: str = "visuals") -> list[Visual]:
+    """A link's ``<visual>`` (or, with ``kind="collisions"``, ``<collision>``) elements as :class:`Visual`."""
     materials = {m.name: m for m in robot.materials if m.name}
     out = []
     for link in robot.links:
-        for vis in link.visuals:
+        for vis in getattr(link, kind):
             geom = vis.geometry
             if geom is None:
                 continue
             origin = np.array(vis.origin if vis.origin is not None else np.eye(4), dtype=np.float64)
             rgba = None
-            mat = vis.material
+            mat = getattr(vis, "material", None)
             if mat is not None and mat.color is None and mat.name in materials:
                 mat = materials[mat.name]
             if mat is not None and mat.color is not None:
