@@ -39,13 +39,13 @@ def atomic_path(target: str | Path):
         except OSError as exc:
             raise _error(target, exc) from exc
         try:
-            _fsync_file(tmp)
+            fsync_file(tmp)
             os.chmod(tmp, 0o666 & ~current_umask(target.parent))  # mkstemp makes 0600
             os.replace(tmp, target)
         except OSError as exc:
             raise _error(target, exc) from exc
         tmp = None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -57,7 +57,7 @@ def _error(target: Path, exc: OSError) -> XlhandError:
     return XlhandError(f"cannot write: {cause}", target)
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -65,7 +65,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make the rename durable (best effort: not every platform or filesystem can fsync a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xlhand._util.atomic import write_text_atomic
+from xlhand._util.atomic import fsync_dir, fsync_file, write_text_atomic
 from xlhand.errors import XlhandError
 
 CODEBASE_VERSION = "v3.0"
@@ -276,7 +276,7 @@ class DatasetWriter:
                             part.unlink()
                 else:
                     _encode_video(arrays[key], pending, self.fps, self._encoder)
-                _fsync(pending)
+                fsync_file(pending)
                 row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
                             f"videos/{key}/from_timestamp": before / self.fps,
                             f"videos/{key}/to_timestamp": (before + length) / self.fps})
@@ -735,7 +735,7 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         pq.write_table(table, path, compression="snappy", use_dictionary=True)  # lerobot's ParquetWriter settings
     except (OSError, pa.ArrowException) as exc:
         raise XlhandError(f"cannot write: {_one_line(exc)}", path) from exc
-    _fsync(path)
+    fsync_file(path)
 
 
 def _write_episode_rows(rows: list[dict], target: Path) -> None:
@@ -773,7 +773,7 @@ def _atomic(target: Path):
     tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.partial"
     try:
         yield tmp
-        _fsync(tmp)
+        fsync_file(tmp)
         _replace(tmp, target)
     except OSError as exc:
         raise XlhandError(f"cannot write: {_one_line(exc)}", target) from exc
@@ -782,23 +782,10 @@ def _atomic(target: Path):
             tmp.unlink()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _replace(src: Path, dst: Path) -> None:
-    """Rename ``src`` onto ``dst`` and make the rename durable (directory fsync, best effort)."""
+    """Rename ``src`` onto ``dst`` and make the rename durable."""
     os.replace(src, dst)
-    with contextlib.suppress(OSError):
-        fd = os.open(dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(dst.parent)
 
 
 def _one_line(exc: BaseException) -> str:

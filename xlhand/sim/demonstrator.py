@@ -19,6 +19,7 @@ import torch
 
 from xlhand.hand.kinematics import FingertipFK
 from xlhand.hand.model import Hand
+from xlhand.sim.build import HUMAN_HAND_LENGTH, hand_length
 from xlhand.sim.tasks import SCALE_RANGE, Task, Trace, applicable, check_applicable, succeeded
 from xlhand.sim.world import CONTROL_HZ, ObjectState, World, wrist_rotation
 
@@ -36,8 +37,6 @@ PHASES = {"settle": 0.25, "descend": 1.0, "close": 0.75, "lift": 1.0, "hold": 1.
 
 
 def hand_scale(hand: Hand) -> float:
-    from xlhand.sim.build import HUMAN_HAND_LENGTH, hand_length
-
     return float(np.clip(hand_length(hand) / HUMAN_HAND_LENGTH, *SCALE_RANGE))
 
 
@@ -53,7 +52,6 @@ def _solve(hand: Hand, loss_fn, *, inits: int = 24, iters: int = 160, seed: int 
     c = (c0.double().expand(inits, 3).clone() if c0 is not None else torch.zeros(inits, 3, dtype=torch.float64))
     z.requires_grad_(True)
     c.requires_grad_(fit_c)
-    params = [z] + ([c] if fit_c else [])
     opt = torch.optim.Adam([{"params": [z], "lr": 0.08}] + ([{"params": [c], "lr": 0.003}] if fit_c else []))
     for _ in range(iters):
         q = lo + (hi - lo) * torch.sigmoid(z)
@@ -62,7 +60,6 @@ def _solve(hand: Hand, loss_fn, *, inits: int = 24, iters: int = 160, seed: int 
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
-    del params
     with torch.no_grad():
         q = lo + (hi - lo) * torch.sigmoid(z)
         loss = loss_fn(q, hand.fingertips(q.float()).double(), c)
@@ -171,7 +168,7 @@ class HandPlanner:
                 e = e + 3 * (torch.relu(tips[:, U, 0] - top) / ref).pow(2).sum(1)
             return e
 
-        c0 = torch.tensor([radius + PALM_GAP * s, 0.0, 0.55 * hand_length_of(hand)], dtype=torch.float64)
+        c0 = torch.tensor([radius + PALM_GAP * s, 0.0, 0.55 * hand_length(hand)], dtype=torch.float64)
         q_close, c, res = _solve(hand, close_loss, c0=c0)
         c_b = c[None]
 
@@ -233,12 +230,6 @@ class HandPlanner:
         q, _, _ = _solve(self.hand, loss, fit_c=False)
         self._cache["point"] = q.numpy()
         return self._cache["point"]
-
-
-def hand_length_of(hand: Hand) -> float:
-    from xlhand.sim.build import hand_length
-
-    return hand_length(hand)
 
 
 @dataclass

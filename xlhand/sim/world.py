@@ -36,10 +36,6 @@ class ObjectState:
     def rest_z(self) -> float:
         return self.size[0] if self.shape == "sphere" else self.size[-1]
 
-    @property
-    def half_height(self) -> float:
-        return self.rest_z
-
 
 def _inertia(shape: str, size, mass: float) -> np.ndarray:
     if shape == "sphere":
