@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, render, space
+from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, render, sim, space
 from xlhand.errors import XlhandError
 
 
@@ -50,6 +50,7 @@ app.add_typer(space.spaces_app, name="spaces")
 app.command("onboard")(onboard.onboard)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(render.app, name="render")
+app.add_typer(sim.app, name="sim")
 
 
 _plugin_commands_added = False

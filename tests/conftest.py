@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import xlhand.sim  # noqa: F401  (picks MuJoCo's headless GL backend before any test module imports mujoco)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURE_HANDS = SHARED / "fixtures" / "hands"

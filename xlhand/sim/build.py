@@ -40,6 +40,7 @@ FINGER_FORCE = 15.0  # N at the fingertip of a human-sized hand at the force lim
 FULL_FORCE_ERROR = 0.25  # rad (or FULL_FORCE_ERROR * 0.04 m for a prismatic joint) of error to reach the limit
 SERVO_BANDWIDTH = 40.0  # rad/s: armature = kp / bandwidth**2, far below the physics rate (1 / TIMESTEP)
 TIMESTEP = 0.002  # s
+WELD_TIMECONST = 2 * TIMESTEP  # s: the wrist weld, as stiff as the time step allows
 DENSITY = 1100.0  # kg/m^3 for hand links (plastic and aluminium shells), inertia from the collision geometry
 HAND_FRICTION = (1.2, 0.02, 0.001)  # sliding, torsional, rolling: rubber-padded fingers
 CONTYPE_HAND, CONAFFINITY_HAND = 1, 2  # hand geoms collide with the world (contype 2), never with each other
@@ -268,10 +269,24 @@ def add_hand(spec: mujoco.MjSpec, hand: Hand, *, prefix: str = "hand/", wrist_po
     wrist.name = f"{prefix}~wrist"  # "~" keeps it apart from any URDF link name
     wrist.mocap = True
     wrist.pos = list(wrist_pos)
-    root = wrist.add_body()
+    # the hand is a free body welded to the mocap wrist, not its child: a mocap body is teleported (it has no
+    # velocity), so fingers fixed to it would slide over a grasped object instead of dragging it up by friction
+    root = spec.worldbody.add_body()
     root.name = f"{prefix}{robot.root}"
-    _set_pose(root, np.asarray(hand.mount, dtype=np.float64))
+    mount = np.asarray(hand.mount, dtype=np.float64)
+    root.pos = (np.asarray(wrist_pos, dtype=np.float64) + mount[:3, 3]).tolist()
+    root.quat = _quat(mount[:3, :3])
+    root.add_freejoint().name = f"{prefix}~free"
     root.gravcomp = 1.0
+    weld = spec.add_equality()
+    weld.name = f"{prefix}~weld"
+    weld.type = mujoco.mjtEq.mjEQ_WELD
+    weld.objtype = mujoco.mjtObj.mjOBJ_BODY
+    weld.name1, weld.name2 = wrist.name, root.name
+    weld.solref = [WELD_TIMECONST, 1.0]
+    data = np.zeros(len(weld.data))  # anchor 0, relative pose from the reference configuration (zero quat)
+    data[10] = 1.0  # torquescale
+    weld.data = data.tolist()
     bodies = [root.name]
     _link_geometry(adder, root, robot.root, hand, by_link, vis_by_link if robot.collisions else by_link, length)
 

@@ -205,6 +205,11 @@ class DatasetWriter:
     def num_episodes(self) -> int:
         return len(self._rows)
 
+    @property
+    def episodes(self) -> list[dict]:
+        """The committed episodes metadata rows (copies), by episode_index."""
+        return [dict(r) for r in self._rows]
+
     def __enter__(self) -> Self:
         return self
 

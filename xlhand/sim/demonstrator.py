@@ -1,39 +1,43 @@
 """The scripted demonstrator: plans in fingertip space from the object's pose and size, solves each hand's joints
 by IK through xlhand's differentiable FK, and runs the plan in physics. It knows no hand by name.
 
-A grasp is synthesised in the canonical hand frame (fingers +z, palm +x, thumb +y): the grasping fingertips are
-put on a sphere (or, for an upright cylinder, a circle about the approach axis) of radius ``object - squeeze``
-around a centre ``c`` in front of the palm, their directions from ``c`` balanced (they oppose each other), the
-other fingers kept above the object and every fingertip above the table. The pre-grasp keeps ``c`` and opens the
-grasping fingers to ``object + clearance`` measured across the approach axis, so the hand can come straight down.
-The wrist then goes palm-down over the object (``c`` on the object), descends, closes, lifts and holds.
+Grasps (``xlhand.sim.grasp``): the grasping fingers close along paths from the open hand to the posture where
+their tips meet; the object is placed (by moving the wrist, palm down) where the fingers meet it with balanced
+contacts. The close is closed-loop, like a servo hand's grip command: each finger advances along its path until it
+touches the object (or the table), then all squeeze together, then the wrist lifts. Among the few best geometric
+candidates the demonstrator keeps the one that works in a short physics trial, cached per hand, task and object
+size bucket.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from itertools import zip_longest
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from xlhand.hand.kinematics import FingertipFK
 from xlhand.hand.model import Hand
 from xlhand.sim.build import HUMAN_HAND_LENGTH, hand_length
+from xlhand.sim.grasp import APPROACH, ClosingPaths, GraspCandidate, closing_paths, finger_joints, grasp_candidates
 from xlhand.sim.tasks import SCALE_RANGE, Task, Trace, applicable, check_applicable, succeeded
 from xlhand.sim.world import CONTROL_HZ, ObjectState, World, wrist_rotation
 
-SQUEEZE = 0.012  # m the closed fingertip targets sit inside the object surface (human-sized hand; scales)
-CLEARANCE = 0.025  # m the open fingertips stay outside the object across the approach axis
-PALM_GAP = 0.012  # m between the palm and a power-grasped object
-APPROACH = 0.08  # m above the grasp pose where the wrist starts
+PITCHES = tuple(math.radians(d) for d in (0, 45, 90))  # wrist pitches (fingers down from horizontal) tried
+CANDIDATES = 3  # geometric candidates per pitch
+MIN_TOUCH = 3  # fingers (the thumb among them) a power grasp must touch the object with
 LIFT = 0.12  # m the wrist lifts
-TIP_RADIUS = 0.008  # m: fingertip pads are kept this far above the table
-BOX_GRIP_HEIGHT = 0.35  # boxes are gripped this fraction of their half-height above the centre
-LINK_CLEARANCE = 0.008  # m between a pinching finger's links (not its tip) and the object
-EQUATOR = 0.25  # grasping fingertips at most this fraction of the object's radius above its centre
+TIP_RADIUS = 0.008  # m: a poking fingertip stays this far above the table (scales)
+CLOSE_RATE = 1.0 / 16  # path fraction a finger advances per control step while closing
+CLOSE_STEPS = 30  # at most this many control steps of closing
+GRIP_FORCE = 2.0  # N each touching finger presses into the object with (human-sized hand; scales) ...
+SAFETY, FRICTION_GUESS = 4.0, 0.8  # ... or enough to carry SAFETY times the weight at this friction
+SIZE_BUCKET = 0.003  # m: grasps are planned and trialled per object size bucket (human-sized hand; scales)
+TRIALS, TRIAL_SEED = 3, 12345  # physics trials per candidate when choosing a grasp, on objects from this seed
 
-PHASES = {"settle": 0.25, "descend": 1.0, "close": 0.75, "lift": 1.0, "hold": 1.25, "open": 0.5, "after": 1.25}
+PHASES = {"settle": 0.25, "descend": 1.0, "squeeze": 0.25, "lift": 1.0, "hold": 1.25, "open": 0.5, "after": 1.25}
 
 
 def hand_scale(hand: Hand) -> float:
@@ -68,19 +72,12 @@ def _solve(hand: Hand, loss_fn, *, inits: int = 24, iters: int = 160, seed: int 
 
 
 @dataclass
-class GraspPlan:
-    q_pre: np.ndarray
-    q_close: np.ndarray
-    centre: np.ndarray  # hand frame
-    squeeze_dir: np.ndarray  # hand frame, thumb minus the other grasping fingers (unit)
-    residual: float
-
-
-@dataclass
 class HandPlanner:
-    """Per-hand IK and the reach range of each finger (for the point predicate)."""
+    """Per-hand planning (IK, grasp candidates on ``world``'s collision geometry) and the reach range of each
+    finger (for the point predicate)."""
 
     hand: Hand
+    world: World
     scale: float = 1.0
     reach_lo: np.ndarray = field(default=None)
     reach_hi: np.ndarray = field(default=None)
@@ -95,124 +92,30 @@ class HandPlanner:
         self.reach_hi = d.max(0).values.double().numpy()
         self._cache: dict = {}
 
-    def finger_points(self, roles: list[str]) -> tuple[FingertipFK, list[int]]:
-        """FK of points along the links of the fingers ``roles`` (joint origins and the midpoints between them,
-        the fingertip excluded), for keeping finger links off the object; also each point's finger index."""
-        key = ("points", tuple(roles))
-        if key not in self._cache:
-            robot, pts, owner = self.hand.robot, [], []
-            for k, role in enumerate(roles):
-                tip = self.hand.tips[role]
-                chain = [j for j in robot.chain_to(tip.link) if j.movable]
-                for a, b in zip(chain, chain[1:] + [None]):
-                    nxt = (b.origin[:3, 3] if b is not None and b.parent == a.child else None)
-                    pts.append((a.child, np.zeros(3)))
-                    owner.append(k)
-                    if nxt is not None:
-                        pts.append((a.child, 0.5 * nxt))
-                        owner.append(k)
-            self._cache[key] = (FingertipFK(robot, pts, self.hand.mount), owner)
-        return self._cache[key]
-
     def extension(self, q: np.ndarray) -> np.ndarray:
         """``(T, dof)`` measured joints -> ``(T, F)`` fingertip distance from the wrist as a fraction of its range."""
         with torch.no_grad():
             d = self.hand.fingertips(torch.as_tensor(np.atleast_2d(q), dtype=torch.float32)).norm(dim=-1).double()
         return ((d.numpy() - self.reach_lo) / np.maximum(self.reach_hi - self.reach_lo, 1e-6)).clip(0, 1)
 
-    def grasp(self, task: Task, radius: float, height: float, mode: str) -> GraspPlan:
-        """Close and pre-grasp postures for an object of ``radius`` (across the grasp) and ``height`` (half,
-        along the approach); ``mode``: "sphere" (point centre) or "axis" (circle about the approach axis)."""
-        key = (task.name, round(radius, 4), round(height, 4), mode)
-        if key in self._cache:
-            return self._cache[key]
-        hand, s = self.hand, self.scale
-        fingers = hand.fingers
-        G = [fingers.index(f) for f in task.grasp_fingers(fingers)]
-        U = [i for i in range(len(fingers)) if i not in G]
-        rho = max(radius - SQUEEZE * s, 0.4 * radius)
-        power = task.grasp in ("power", "wrap")
-        ref = max(radius, 0.01)
+    def paths(self, task: Task) -> ClosingPaths:
+        key = ("paths", task.name)
+        if key not in self._cache:
+            G = [self.hand.fingers.index(f) for f in task.grasp_fingers(self.hand.fingers)]
+            self._cache[key] = closing_paths(self.hand, G, self.world.model, self.world.info.prefix)
+        return self._cache[key]
 
-        def geometry(tips, c, which):
-            v = tips[:, which] - c[:, None]
-            if mode == "axis":
-                v = v * torch.tensor([0.0, 1.0, 1.0], dtype=v.dtype)
-            return v
-
-        links_fk, _ = self.finger_points([fingers[i] for i in G])
-        keep_out = radius + LINK_CLEARANCE * s
-
-        def clear_links(q, c):
-            pts = links_fk(q.float()).double() - c[:, None]
-            if mode == "axis":
-                pts = pts * torch.tensor([0.0, 1.0, 1.0], dtype=pts.dtype)
-            return (torch.relu(keep_out - pts.norm(dim=-1)) / ref).pow(2).sum(1)
-
-        def close_loss(q, tips, c):
-            v = geometry(tips, c, G)
-            d = v.norm(dim=-1).clamp_min(1e-6)
-            e = ((d - rho) / ref).pow(2).mean(1)
-            e = e + 2.0 * (v / d[..., None]).mean(1).pow(2).sum(-1)
-            gap = c[:, 0] - (radius + PALM_GAP * s) if mode == "sphere" else c[:, 0] - (PALM_GAP * s + 0.3 * height)
-            e = e + (gap / ref).pow(2) * (1.0 if power else 0.0) + (torch.relu(-gap) / ref).pow(2) * 10
-            floor = c[:, None, 0] + height - TIP_RADIUS * s  # table height in hand x (palm normal points down)
-            e = e + 10 * (torch.relu(tips[..., 0] - floor) / ref).pow(2).sum(1)
-            # grasping tips no higher than just above the object's centre: contacts that can carry it up
-            above = c[:, None, 0] - tips[:, G, 0]
-            e = e + 5 * (torch.relu(above - EQUATOR * ref) / ref).pow(2).sum(1)
-            if not power:  # a pinch touches with the fingertips only
-                e = e + 3 * clear_links(q, c)
-            if U:
-                top = c[:, None, 0] - height - 0.01 * s
-                e = e + 3 * (torch.relu(tips[:, U, 0] - top) / ref).pow(2).sum(1)
-            return e
-
-        c0 = torch.tensor([radius + PALM_GAP * s, 0.0, 0.55 * hand_length(hand)], dtype=torch.float64)
-        q_close, c, res = _solve(hand, close_loss, c0=c0)
-        c_b = c[None]
-
-        with torch.no_grad():  # pre-grasp targets: each closed grasping tip backed off radially, across the approach
-            v_close = hand.fingertips(q_close[None].float()).double()[0, G] - c
-            out = v_close * torch.tensor([0.0, 1.0, 1.0], dtype=v_close.dtype)
-            out = out / out.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-            pre_targets = c + v_close * torch.tensor([1.0, 0.0, 0.0], dtype=v_close.dtype) \
-                + out * (radius + CLEARANCE * s)
-
-        def pre_loss(q, tips, c):
-            v = tips[:, G] - c[:, None]
-            across = v * torch.tensor([0.0, 1.0, 1.0], dtype=v.dtype)
-            d = across.norm(dim=-1)
-            want = radius + CLEARANCE * s
-            e = (torch.relu(want - d) / ref).pow(2).sum(1) * 10
-            e = e + ((tips[:, G] - pre_targets) / ref).pow(2).sum(-1).mean(1)
-            floor = c[:, None, 0] + height - TIP_RADIUS * s
-            e = e + 10 * (torch.relu(tips[..., 0] - floor) / ref).pow(2).sum(1)
-            e = e + 0.05 * ((q - torch.as_tensor(q_close)) ** 2).sum(1)
-            # the closing sweep (joints interpolated from here to q_close) reaches the object only at its end
-            for a in (0.3, 0.6, 0.8):
-                mid = hand.fingertips((q + a * (qc - q)).float()).double()[:, G] - c[:, None]
-                e = e + 3 * (torch.relu(radius + 0.004 * s - mid.norm(dim=-1)) / ref).pow(2).sum(1)
-            if U:
-                top = c[:, None, 0] - height - 0.01 * s
-                e = e + 3 * (torch.relu(tips[:, U, 0] - top) / ref).pow(2).sum(1)
-            return e
-
-        qc = torch.as_tensor(q_close)
-        q_pre, _, _ = _solve(hand, pre_loss, c0=c_b[0], fit_c=False, q0=q_close, inits=8, iters=120, seed=1)
-        with torch.no_grad():
-            tips = hand.fingertips(q_close[None].float()).double()[0]
-        gi = task.grasp_fingers(fingers)
-        if "thumb" in gi and len(gi) > 1:
-            t = tips[fingers.index("thumb")]
-            rest = torch.stack([tips[fingers.index(f)] for f in gi if f != "thumb"]).mean(0)
-            sd = (t - rest).numpy()
-        else:
-            sd = np.array([0.0, 1.0, 0.0])
-        sd = sd / max(np.linalg.norm(sd), 1e-9)
-        plan = GraspPlan(q_pre.numpy(), q_close.numpy(), c.numpy(), sd, res)
-        self._cache[key] = plan
-        return plan
+    def candidates(self, task: Task, shape: str, size: tuple[float, ...]) -> list[GraspCandidate]:
+        """Grasp candidates for an object of ``shape`` and ``size`` (rounded to a bucket): the best few of each
+        wrist pitch, interleaved."""
+        key = ("cands", task.name, shape, size)
+        if key not in self._cache:
+            rest = size[0] if shape == "sphere" else size[-1]
+            wide = task.grasp in ("power", "wrap")  # the outer fingers of a wide hand may pass a narrow object
+            per = [grasp_candidates(self.paths(task), shape, size, rest, p, self.scale, n=CANDIDATES,
+                                    min_touch=MIN_TOUCH if wide else None) for p in PITCHES]
+            self._cache[key] = [c for group in zip_longest(*per) for c in group if c is not None]
+        return self._cache[key]
 
     def point_pose(self) -> np.ndarray:
         if "point" in self._cache:
@@ -247,15 +150,135 @@ class Episode:
     object: ObjectState | None
 
 
-def _yaw_for_squeeze(sd: np.ndarray, obj: ObjectState | None) -> float:
-    """Wrist yaw that lines the squeeze direction up with a face normal of a box (any yaw suits a round object)."""
-    if obj is None or obj.shape != "box":
-        return 0.0
-    s = wrist_rotation(0.0) @ sd
-    alpha = math.atan2(s[1], s[0])
-    base = obj.yaw - alpha
+def _box_yaw(obj: ObjectState, cand: GraspCandidate) -> float:
+    """Wrist yaw that lines the candidate's squeeze direction up with a face normal of the box (nearest yaw 0)."""
+    s = wrist_rotation(0.0, pitch=cand.pitch) @ cand.facing
+    base = obj.yaw - math.atan2(s[1], s[0])
     cands = [base + k * math.pi / 2 for k in range(-4, 5)]
     return min(cands, key=lambda y: abs(math.atan2(math.sin(y), math.cos(y))))
+
+
+def size_bucket(size: tuple[float, ...], scale: float) -> tuple[float, ...]:
+    """``size`` rounded to the grasp planner's buckets (``SIZE_BUCKET`` scaled to the hand)."""
+    step = SIZE_BUCKET * scale
+    return tuple(round(round(v / step) * step, 5) for v in size)
+
+
+Step = tuple[np.ndarray, np.ndarray, np.ndarray]  # (joint command, wrist position, wrist rotation) per 20 Hz step
+
+
+def _hold(q, pos, rot, seconds) -> Iterator[Step]:
+    for _ in range(max(1, int(round(seconds * CONTROL_HZ)))):
+        yield q, pos, rot
+
+
+def _move(q0, q1, p0, p1, rot, seconds) -> Iterator[Step]:
+    n = max(1, int(round(seconds * CONTROL_HZ)))
+    for k in range(1, n + 1):
+        a = 0.5 - 0.5 * math.cos(math.pi * k / n)  # smooth start and stop
+        yield q0 + a * (q1 - q0), p0 + a * (p1 - p0), rot
+
+
+def _grasp_steps(world: World, planner: HandPlanner, task: Task, paths: ClosingPaths, cand: GraspCandidate,
+                 p_grasp: np.ndarray, rot: np.ndarray) -> Iterator[Step]:
+    """The closed-loop grasp: descend with the pre-grasp, close each finger until it touches, squeeze, lift."""
+    hand, fingers = planner.hand, planner.hand.fingers
+    joints = finger_joints(hand)
+    bodies = finger_bodies(world, hand)
+    own = {i: bodies.get(f, set()) for i, f in enumerate(fingers)}
+    a = cand.a_pre.copy()
+    q_pre = paths.posture(a, joints, fingers)
+    p_above = p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale])
+    yield from _hold(q_pre, p_above, rot, PHASES["settle"])
+    yield from _move(q_pre, q_pre, p_above, p_grasp, rot, PHASES["descend"])
+    moving = set(paths.grasp)
+    q = q_pre
+    for _ in range(CLOSE_STEPS):
+        on_obj, on_table = world.hand_contacts()
+        for i in list(moving):
+            if own[i] & (on_obj | on_table) or a[i] >= 1.0:
+                moving.discard(i)
+        if not moving:
+            break
+        for i in moving:
+            a[i] = min(1.0, a[i] + CLOSE_RATE)
+        q = paths.posture(a, joints, fingers)
+        yield q, p_grasp, rot
+    # squeeze along the contact normals: joint offsets whose servo torques (J^T f) press each touching finger
+    # straight into the object, so the grip adds no push along the surface (which would drag it into the table)
+    q_sq = _normal_squeeze(world, planner, task, own, q)
+    yield from _move(q, q_sq, p_grasp, p_grasp, rot, PHASES["squeeze"])
+    p_up = p_grasp + np.array([0.0, 0.0, LIFT])
+    yield from _move(q_sq, q_sq, p_grasp, p_up, rot, PHASES["lift"])
+    yield from _hold(q_sq, p_up, rot, PHASES["hold"])
+    if task.success == "release":
+        yield from _move(q_sq, q_pre, p_up, p_up, rot, PHASES["open"])
+        yield from _hold(q_pre, p_up, rot, PHASES["after"])
+
+
+def _normal_squeeze(world: World, planner: HandPlanner, task: Task, own: dict[int, set[int]],
+                    q_cmd: np.ndarray) -> np.ndarray:
+    contacts = world.contact_normals()
+    touching = [i for i in own if any(b in contacts for b in own[i])]
+    obj = world.object
+    per = max(GRIP_FORCE * planner.scale, SAFETY * obj.mass * 9.81 / (FRICTION_GUESS * max(len(touching), 1)))
+    tau = np.zeros(world.hand.dof)
+    for i in touching:
+        pts = [(b, p, n) for b in own[i] if b in contacts for p, n in contacts[b]]
+        for b, p, n in pts:
+            tau += world.point_jacobian(b, p).T @ (n * per / len(pts))
+    q = world.q
+    out = q_cmd.copy()
+    joints = finger_joints(world.hand)
+    moved = sorted({int(j) for i in touching for j in joints[world.hand.fingers[i]]})
+    out[moved] = q[moved] + tau[moved] / np.maximum(world.info.kp[moved], 1e-9)
+    return np.clip(out, world.lower, world.upper)
+
+
+def _grasp_pose(obj: ObjectState, cand: GraspCandidate) -> tuple[np.ndarray, np.ndarray]:
+    """Wrist rotation (palm down) and grasp position putting ``cand``'s centre on the object's centre."""
+    rot = wrist_rotation(_box_yaw(obj, cand) if obj.shape == "box" else 0.0, pitch=cand.pitch)
+    centre = np.array([obj.xy[0], obj.xy[1], obj.rest_z])
+    return rot, centre - rot @ cand.centre
+
+
+def _run_grasp(world: World, planner: HandPlanner, task: Task, seed: int, obj: ObjectState,
+               cand: GraspCandidate, render: bool) -> Episode:
+    paths = planner.paths(task)
+    rot, p_grasp = _grasp_pose(obj, cand)
+    q_pre = paths.posture(cand.a_pre, finger_joints(planner.hand), planner.hand.fingers)
+    start = (q_pre, p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale]), rot)
+    steps = _grasp_steps(world, planner, task, paths, cand, p_grasp, rot)
+    return execute(world, planner, task, seed, obj, start, steps, render=render, grasp_wrist_z=float(p_grasp[2]))
+
+
+def choose_grasp(world: World, planner: HandPlanner, task: Task, obj: ObjectState) -> GraspCandidate | None:
+    """The grasp candidate for ``obj``'s size bucket that does best in short physics trials (objects of the
+    bucket's size at the task's middle mass and friction, placed and turned at random with a fixed seed); cached
+    per hand, task and bucket."""
+    size = size_bucket(obj.size, planner.scale)
+    key = ("choice", task.name, size)
+    if key in planner._cache:
+        return planner._cache[key]
+    cands = planner.candidates(task, obj.shape, size)
+    r = task.object
+    rng = np.random.default_rng(TRIAL_SEED)
+    trials = [ObjectState(obj.shape, size, float(np.mean(r.mass)), float(np.mean(r.friction)),
+                          tuple(float(v) for v in rng.uniform(-r.jitter, r.jitter, 2) * planner.scale),
+                          float(rng.uniform(-math.pi, math.pi)) if r.random_yaw else 0.0) for _ in range(TRIALS)]
+    best, best_wins = None, -1
+    for cand in cands:
+        wins = 0
+        for k, trial in enumerate(trials):
+            wins += _run_grasp(world, planner, task, -1, trial, cand, False).success
+            if wins + (TRIALS - k - 1) <= best_wins:
+                break  # cannot beat the best any more
+        if wins > best_wins:
+            best, best_wins = cand, wins
+        if wins == TRIALS:
+            break
+    planner._cache[key] = best
+    return best
 
 
 def run_episode(world: World, planner: HandPlanner, task: Task, seed: int, *, render: bool = False) -> Episode:
@@ -264,77 +287,46 @@ def run_episode(world: World, planner: HandPlanner, task: Task, seed: int, *, re
     rng = np.random.default_rng(seed)
     s = planner.scale
     obj = task.object.sample(rng, s) if task.object is not None else None
-    steps: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # (q_cmd, wrist_pos, wrist_rot)
-
-    def hold(q, pos, rot, seconds):
-        for _ in range(max(1, int(round(seconds * CONTROL_HZ)))):
-            steps.append((q, pos, rot))
-
-    def move(q0, q1, p0, p1, rot, seconds):
-        n = max(1, int(round(seconds * CONTROL_HZ)))
-        for k in range(1, n + 1):
-            a = 0.5 - 0.5 * math.cos(math.pi * k / n)  # smooth start and stop
-            steps.append((q0 + a * (q1 - q0), p0 + a * (p1 - p0), rot))
-
     if task.grasp == "point":
         rot = wrist_rotation(0.0)
-        pos = np.array([0.0, 0.0, 0.25 * s + 0.1])
+        L = world.info.length
+        pos = np.array([-0.4 * L, 0.0, 0.7 * L + 0.03])  # clear of the table, in the camera's view
         q_open = np.clip(np.zeros(world.hand.dof), world.lower, world.upper)
         q_pt = planner.point_pose()
-        start = (q_open, pos, rot)
-        move(q_open, q_pt, pos, pos, rot, 1.0)
-        hold(q_pt, pos, rot, 1.5)
-    elif task.grasp == "poke":
+        steps = [*_move(q_open, q_pt, pos, pos, rot, 1.0), *_hold(q_pt, pos, rot, 1.5)]
+        return execute(world, planner, task, seed, obj, (q_open, pos, rot), iter(steps), render=render,
+                       grasp_wrist_z=float(pos[2]))
+    if task.grasp == "poke":
         rot = wrist_rotation(0.0)
         q_pt = planner.point_pose()
-        fingers = planner.hand.fingers
         with torch.no_grad():
             tips = planner.hand.fingertips(torch.as_tensor(q_pt[None], dtype=torch.float32)).double().numpy()[0]
         tips_w = tips @ rot.T
-        i = fingers.index("index")
+        i = planner.hand.fingers.index("index")
         bx, by = obj.xy
-        hx = obj.size[0]
-        face = bx - hx * abs(math.cos(obj.yaw)) - obj.size[1] * abs(math.sin(obj.yaw))
+        face = bx - obj.size[0] * abs(math.cos(obj.yaw)) - obj.size[1] * abs(math.sin(obj.yaw))
         z_tip = max(0.55 * 2 * obj.rest_z, -(tips_w[:, 2] - tips_w[i, 2]).max() + TIP_RADIUS * s + 0.004)
         z_tip = min(z_tip, 2 * obj.rest_z - 0.004)
-        tip0 = np.array([face - 0.03 * s - 0.02, by, z_tip])
-        p0 = tip0 - tips_w[i]
+        p0 = np.array([face - 0.03 * s - 0.02, by, z_tip]) - tips_w[i]
         p1 = p0 + np.array([0.03 * s + 0.02 + 0.06, 0.0, 0.0])
-        start = (q_pt, p0 + np.array([0, 0, 0.0]), rot)
-        hold(q_pt, p0, rot, PHASES["settle"])
-        move(q_pt, q_pt, p0, p1, rot, 1.5)
-        hold(q_pt, p1, rot, 0.75)
-    else:
-        if obj.shape == "sphere":
-            radius, height, mode = obj.size[0], obj.size[0], "sphere"
-        elif obj.shape == "box":  # pinched high on its vertical faces, keeping the hand off the table
-            radius, height, mode = obj.size[0], (1 + BOX_GRIP_HEIGHT) * obj.size[2], "sphere"
-        else:
-            radius, height, mode = obj.size[0], obj.size[1], "axis"
-        plan = planner.grasp(task, round(radius, 3), round(height, 3), mode)
-        rot = wrist_rotation(_yaw_for_squeeze(plan.squeeze_dir, obj))
-        lift_c = BOX_GRIP_HEIGHT * obj.size[2] if obj.shape == "box" else 0.0
-        centre = np.array([obj.xy[0], obj.xy[1],
-                           obj.rest_z + lift_c if mode == "sphere" else 2 * obj.rest_z - 0.3 * height])
-        p_grasp = centre - rot @ plan.centre
-        p_above = p_grasp + np.array([0, 0, APPROACH * s])
-        p_up = p_grasp + np.array([0, 0, LIFT])
-        start = (plan.q_pre, p_above, rot)
-        hold(plan.q_pre, p_above, rot, PHASES["settle"])
-        move(plan.q_pre, plan.q_pre, p_above, p_grasp, rot, PHASES["descend"])
-        move(plan.q_pre, plan.q_close, p_grasp, p_grasp, rot, PHASES["close"])
-        move(plan.q_close, plan.q_close, p_grasp, p_up, rot, PHASES["lift"])
-        hold(plan.q_close, p_up, rot, PHASES["hold"])
-        if task.success == "release":
-            move(plan.q_close, plan.q_pre, p_up, p_up, rot, PHASES["open"])
-            hold(plan.q_pre, p_up, rot, PHASES["after"])
-    return execute(world, planner, task, seed, obj, start, steps, render=render,
-                   grasp_wrist_z=float(steps[0][1][2]) if task.grasp in ("point", "poke") else float(p_grasp[2]))
+        steps = [*_hold(q_pt, p0, rot, PHASES["settle"]), *_move(q_pt, q_pt, p0, p1, rot, 1.5),
+                 *_hold(q_pt, p1, rot, 0.75)]
+        return execute(world, planner, task, seed, obj, (q_pt, p0, rot), iter(steps), render=render,
+                       grasp_wrist_z=float(p0[2]))
+    cand = choose_grasp(world, planner, task, obj)
+    if cand is None:  # no geometric grasp at all: an honest failure, recorded as a hold over the object
+        q_open = np.clip(np.zeros(world.hand.dof), world.lower, world.upper)
+        pos = np.array([obj.xy[0], obj.xy[1], 0.25 * s + 0.1])
+        rot = wrist_rotation(0.0)
+        return execute(world, planner, task, seed, obj, (q_open, pos, rot), _hold(q_open, pos, rot, 1.0),
+                       render=render, grasp_wrist_z=float(pos[2]))
+    return _run_grasp(world, planner, task, seed, obj, cand, render)
 
 
-def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: ObjectState | None, start, steps,
-            *, render: bool, grasp_wrist_z: float) -> Episode:
-    """Run ``steps`` (q command, wrist position, wrist rotation per 20 Hz step) from ``start`` and judge them."""
+def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: ObjectState | None, start,
+            steps: Iterator[Step], *, render: bool, grasp_wrist_z: float) -> Episode:
+    """Run ``steps`` from ``start`` and judge them. ``steps`` may be a generator that reads ``world`` between
+    steps (a closed-loop controller): it is advanced only after the previous step has been simulated."""
     q0, p0, r0 = start
     world.reset(q0, p0, r0, obj)
     hand_fingers = planner.hand.fingers
@@ -353,11 +345,12 @@ def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: Obje
             imgs.append(world.render())
         if not world.finite():
             break
+    finished = world.finite()
     states_a = np.array(states)
     trace = Trace(object_pos=np.array(objs)[:, :3], wrist_pos=np.array(wrists)[:, :3], index_contact=np.array(icont),
                   hand_contact=np.array(hcont), extension=planner.extension(states_a), fingers=list(hand_fingers),
                   rest_z=obj.rest_z if obj is not None else 0.0, grasp_wrist_z=grasp_wrist_z)
-    ok = world.finite() and len(states) == len(steps) and succeeded(task, trace)
+    ok = finished and succeeded(task, trace)
     return Episode(task=task.name, seed=seed, success=bool(ok), actions=np.array(acts), states=states_a,
                    object_poses=np.array(objs), wrist_poses=np.array(wrists),
                    images=np.array(imgs) if render else None, object=obj)
@@ -381,7 +374,7 @@ def success_table(hands, tasks, episodes: int, *, seed: int = 0, progress=None) 
     table: dict[str, dict[str, float | None]] = {}
     for hand in hands:
         world = World(hand)
-        planner = HandPlanner(hand)
+        planner = HandPlanner(hand, world)
         row = {}
         for task in tasks:
             if not applicable(task, hand):

@@ -35,9 +35,12 @@ class ObjectRange:
     friction: tuple[float, float]
     jitter: float = 0.02  # m, uniform offset of the resting position in x and y
     random_yaw: bool = True
+    cube: bool = False  # one size drawn for all three half-sizes
 
     def sample(self, rng: np.random.Generator, scale: float) -> ObjectState:
         size = tuple(float(rng.uniform(lo, hi)) * scale for lo, hi in zip(self.size_lo, self.size_hi))
+        if self.cube:
+            size = (size[0],) * 3
         xy = tuple(float(v) for v in rng.uniform(-self.jitter, self.jitter, 2) * scale)
         yaw = float(rng.uniform(-math.pi, math.pi)) if self.random_yaw else 0.0
         return ObjectState(self.shape, size, float(rng.uniform(*self.mass)), float(rng.uniform(*self.friction)),
@@ -74,7 +77,7 @@ class Task:
 
 
 BALL = ObjectRange("sphere", (0.030,), (0.036,), (0.05, 0.15), (0.8, 1.2))
-SMALL_CUBE = ObjectRange("box", (0.0125,) * 3, (0.015,) * 3, (0.02, 0.05), (0.8, 1.2))
+SMALL_CUBE = ObjectRange("box", (0.0125,) * 3, (0.015,) * 3, (0.02, 0.05), (0.8, 1.2), cube=True)
 SMALL_BALL = ObjectRange("sphere", (0.020,), (0.024,), (0.03, 0.08), (0.8, 1.2))
 CYLINDER = ObjectRange("cylinder", (0.022, 0.040), (0.026, 0.050), (0.05, 0.12), (0.8, 1.2), random_yaw=False)
 BOX = ObjectRange("box", (0.030, 0.030, 0.035), (0.035, 0.035, 0.045), (0.05, 0.10), (0.3, 0.5))

@@ -48,12 +48,17 @@ def _inertia(shape: str, size, mass: float) -> np.ndarray:
     return np.array([side, side, 0.5 * mass * r * r])
 
 
-def wrist_rotation(yaw: float, palm: str = "down") -> np.ndarray:
-    """Hand-frame -> world rotation: palm normal (+x) down (or ``"side"``: horizontal), fingers (+z) along ``yaw``."""
+def wrist_rotation(yaw: float, palm: str = "down", pitch: float = 0.0) -> np.ndarray:
+    """Hand-frame -> world rotation: palm normal (+x) down (or ``"side"``: horizontal), fingers (+z) along ``yaw``;
+    ``pitch`` tilts the fingers down about the thumb axis (+y), rad."""
     f = np.array([math.cos(yaw), math.sin(yaw), 0.0])
     x = np.array([0.0, 0.0, -1.0]) if palm == "down" else np.array([math.sin(yaw), -math.cos(yaw), 0.0])
     y = np.cross(f, x)
-    return np.stack([x, y, f], axis=1)
+    R = np.stack([x, y, f], axis=1)
+    if pitch:
+        c, s = math.cos(pitch), math.sin(pitch)
+        R = R @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return R
 
 
 class World:
@@ -85,8 +90,8 @@ class World:
         cam = w.add_camera()
         cam.name = "front"
         L = max(self.info.length, 0.05)
-        cam.pos = [0.35 * L, -2.3 * L, 1.5 * L]
-        cam.quat = _camera_quat(np.array(cam.pos), np.array([0.0, 0.0, 0.5 * L]))
+        cam.pos = [0.4 * L, -2.8 * L, 1.7 * L]
+        cam.quat = _camera_quat(np.array(cam.pos), np.array([0.0, 0.0, 0.75 * L]))
         cam.fovy = 45
         body = w.add_body()
         body.name = "object"
@@ -115,7 +120,13 @@ class World:
         self.mimic = [(m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, a)],
                        m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, b)], mult, off)
                       for a, b, mult, off in self.info.mimic]
+        self._mimic_v = [(m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, a)],
+                          m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, b)])
+                         for a, b, _, _ in self.info.mimic]
+        self._master_col = {int(v): i for i, v in enumerate(self.vadr)}
         self.wrist_mocap = m.body_mocapid[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, self.info.prefix + "~wrist")]
+        free = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, self.info.prefix + "~free")
+        self.free_qadr, self.free_vadr = m.jnt_qposadr[free], m.jnt_dofadr[free]
         self.object_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "object")
         self.object_qadr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "object")]
         self._geom_ids = {s: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, f"object/{s}") for s in SHAPES}
@@ -172,18 +183,29 @@ class World:
         else:
             d.qpos[oq: oq + 3] = [obj.xy[0], obj.xy[1], obj.rest_z + 1e-4]
             d.qpos[oq + 3: oq + 7] = [math.cos(obj.yaw / 2), 0, 0, math.sin(obj.yaw / 2)]
-        self.set_wrist(wrist_pos, wrist_rot)
+        self.set_wrist(wrist_pos, wrist_rot, hand_too=True)
         d.ctrl[self._act] = q
         self._cmd = q.copy()
         mujoco.mj_forward(m, d)
 
-    def set_wrist(self, pos, rot: np.ndarray) -> None:
+    def set_wrist(self, pos, rot: np.ndarray, *, hand_too: bool = False) -> None:
+        """Move the wrist target; with ``hand_too`` also put the hand there at rest (the weld then holds)."""
         import mujoco
 
         quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
+        rot = np.ascontiguousarray(rot, dtype=np.float64)
+        mujoco.mju_mat2Quat(quat, rot.reshape(9))
         self.data.mocap_pos[self.wrist_mocap] = pos
         self.data.mocap_quat[self.wrist_mocap] = quat
+        if hand_too:
+            mount = np.asarray(self.hand.mount, dtype=np.float64)
+            root = np.zeros(4)
+            mujoco.mju_mat2Quat(root, np.ascontiguousarray(rot @ mount[:3, :3]).reshape(9))
+            a = self.free_qadr
+            self.data.qpos[a: a + 3] = np.asarray(pos, dtype=np.float64) + rot @ mount[:3, 3]
+            self.data.qpos[a + 3: a + 7] = root
+            v = self.free_vadr
+            self.data.qvel[v: v + 6] = 0.0
 
     # -- stepping ------------------------------------------------------------------------------------------------
     def step(self, q_cmd, wrist_pos=None, wrist_rot=None) -> None:
@@ -234,14 +256,49 @@ class World:
 
     def hand_object_contacts(self) -> set[int]:
         """Hand bodies touching the object now."""
+        return self.hand_contacts()[0]
+
+    def hand_contacts(self) -> tuple[set[int], set[int]]:
+        """Hand bodies touching the object, and those touching the table, now."""
         d, m = self.data, self.model
-        out = set()
+        obj, table = set(), set()
+        for c in d.contact[: d.ncon]:
+            g1, g2 = c.geom1, c.geom2
+            b1, b2 = m.geom_bodyid[g1], m.geom_bodyid[g2]
+            if b2 in self.hand_bodies:
+                g1, g2, b1, b2 = g2, g1, b2, b1
+            if b1 not in self.hand_bodies:
+                continue
+            if b2 == self.object_body:
+                obj.add(int(b1))
+            elif g2 == self.table_geom:
+                table.add(int(b1))
+        return obj, table
+
+    def contact_normals(self) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+        """Hand-object contacts now: hand body -> [(point, normal pushing into the object)], world frame."""
+        d, m = self.data, self.model
+        out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for c in d.contact[: d.ncon]:
             b1, b2 = m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]
-            if b1 == self.object_body and b2 in self.hand_bodies:
-                out.add(int(b2))
-            elif b2 == self.object_body and b1 in self.hand_bodies:
-                out.add(int(b1))
+            n = c.frame[:3].copy()  # from geom1 to geom2
+            if b2 == self.object_body and b1 in self.hand_bodies:
+                out.setdefault(int(b1), []).append((c.pos.copy(), n))
+            elif b1 == self.object_body and b2 in self.hand_bodies:
+                out.setdefault(int(b2), []).append((c.pos.copy(), -n))
+        return out
+
+    def point_jacobian(self, body: int, point: np.ndarray) -> np.ndarray:
+        """``(3, dof)``: how a point fixed to ``body`` moves per unit of each actuated joint (mimic joints follow
+        their masters)."""
+        import mujoco
+
+        m, d = self.model, self.data
+        jac = np.zeros((3, m.nv))
+        mujoco.mj_jac(m, d, jac, None, np.asarray(point, dtype=np.float64), body)
+        out = jac[:, self.vadr].copy()
+        for (a, b, mult, _), (va, vb) in zip(self.mimic, self._mimic_v):
+            out[:, self._master_col[vb]] += mult * jac[:, va]
         return out
 
     def finite(self) -> bool:
