@@ -7,12 +7,16 @@ demonstrator episodes per minute, and camera frames per second; all on one core,
   (no candidate contacts): the ratio says what the scene's collision checks cost.
 - ``episodes``: scripted ``lift_ball`` episodes per minute for the 6-DoF hand, after the grasp for the object
   sizes has been planned (planning is timed apart: it is paid once per hand, task and size bucket).
-- ``render``: frames per second of the 96x96 scene camera (MuJoCo's renderer, EGL offscreen).
+- ``render``: frames per second of the 96x96 scene camera (MuJoCo's renderer, EGL offscreen, as ``sim demos``
+  renders: no multisampling, no shadow pass), against the same camera with 4x multisampling and every effect on
+  (``sim show``'s setting) as the baseline; the renderer is warmed before timing.
+- ``demos``: ``sim demos`` end to end for one hand (inspire, all eight tasks, ``--demo-episodes`` a task, images
+  and dataset writing included, grasp planning included: a first run), in one process and in one worker per core.
 
 Targets (issue 16): physics at least 10x real time for the 16-DoF hand with one object; 500 episodes for one hand
 in under 10 minutes (50 a minute).
 
-    python benchmarks/sim.py [--seconds 5] [--episodes 20] [--runs 3] [--json results.json]
+    python benchmarks/sim.py [--seconds 5] [--episodes 20] [--runs 3] [--demo-episodes 8] [--json results.json]
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="simulated seconds per physics run")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per demonstrator run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--demo-episodes", type=int, default=8, help="sim demos episodes per task (0: skip)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -103,15 +108,46 @@ def main() -> None:
           f"included); success {wins / (args.runs * args.episodes):.2f}; target {TARGET_EPISODES_PER_MIN:g}/min: "
           f"{'met' if rate >= TARGET_EPISODES_PER_MIN else 'MISSED'}", flush=True)
 
-    fps = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        for _ in range(100):
-            world.render()
-        fps.append(100 / (time.perf_counter() - t0))
     world.close()
-    out["render_fps_96"] = statistics.median(fps)
-    print(f"render 96x96: {out['render_fps_96']:.0f} frames/s", flush=True)
+    fps = {}
+    for name, aa in (("policy", False), ("antialiased", True)):
+        w = World(hand, camera_size=(96, 96), antialias=aa)
+        w.reset(np.clip(np.zeros(hand.dof), w.lower, w.upper), np.array([0.0, 0.0, 0.15]), np.eye(3), None)
+        w.render()  # the renderer and its GL context are made on the first frame
+        times = []
+        for _ in range(args.runs * 100):
+            t0 = time.perf_counter()
+            w.render()
+            times.append(time.perf_counter() - t0)
+        w.close()
+        fps[name] = 1.0 / statistics.median(times)
+    out["render_fps_96"] = {"policy": fps["policy"], "baseline_antialiased": fps["antialiased"],
+                            "ratio": fps["policy"] / fps["antialiased"]}
+    print(f"render 96x96: {fps['policy']:.0f} frames/s ({fps['antialiased']:.0f} with 4x multisampling and "
+          f"shadows; ratio {fps['policy'] / fps['antialiased']:.1f})", flush=True)
+
+    if args.demo_episodes:
+        import tempfile
+        from pathlib import Path
+
+        from xlhand.loading import load_space
+        from xlhand.sim.demos import record
+        from xlhand.sim.pool import default_workers
+
+        space = load_space()
+        tasks = list(TASKS.values())
+        res = {}
+        for workers in sorted({1, default_workers()}):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                rep = record(hand, tasks, args.demo_episodes, Path(tmp) / "inspire", space, workers=workers)
+                dt = time.perf_counter() - t0
+            n = sum(rep.added.values())
+            res[workers] = {"episodes": n, "attempts": sum(rep.attempts.values()), "seconds": dt,
+                            "per_minute": n / dt * 60}
+            print(f"sim demos inspire, {workers} worker(s): {n} episodes ({res[workers]['attempts']} attempts) in "
+                  f"{dt:.0f} s, planning included: {n / dt * 60:.0f}/min", flush=True)
+        out["demos_inspire"] = res
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -1,4 +1,4 @@
-"""A rich progress bar for training loops with live loss terms and ETA."""
+"""Rich progress bars on stderr: training loops with live loss terms, and counted work items, both with ETA."""
 
 from __future__ import annotations
 
@@ -54,3 +54,16 @@ def training_progress(description: str, total: int, start: int = 0):
     finally:
         if started:
             progress.stop()
+
+
+@contextlib.contextmanager
+def count_progress(what: str, total: int):
+    """Yield an ``advance(info="")`` callback: one item done, ``info`` shown beside the bar (on stderr)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console,
+                   transient=False)
+    task = bar.add_task(what, total=total, info="")
+    with bar:
+        yield lambda info="": bar.update(task, advance=1, info=info)

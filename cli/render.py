@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from xlhand.cli.output import console, err_console, print_json
+from xlhand._util.atomic import check_output_file
 from xlhand.errors import XlhandError
 
 app = typer.Typer(help="Pictures of hands and of the latent space (offscreen; no display needed).",
@@ -144,8 +145,7 @@ def interpolate(
     from xlhand import load_space
     from xlhand.render import render_animation, render_interpolation
 
-    if output.suffix.lower() not in (".gif", ".mp4"):
-        raise XlhandError("the animation must be a .gif or .mp4", output)
+    check_output_file(output, (".gif", ".mp4"))
     with _warnings_to_stderr():
         sp = load_space(space)
         stream = render_interpolation(sp, hands, frames, seed, source=source, start=start, end=end, size=size,

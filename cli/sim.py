@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 from xlhand.cli.output import console, err_console, print_json
+from xlhand.cli.progress import count_progress
+from xlhand._util.atomic import check_output_file
 from xlhand.errors import XlhandError
 
 app = typer.Typer(help="Physics (MuJoCo): check a hand, run the task suite, record demonstrations.",
@@ -54,13 +56,15 @@ def _task_list(text: str, hand, *, strict: bool) -> list:
     return tasks
 
 
-def _check_output(path: Path, suffixes: tuple[str, ...]) -> None:
-    if path.suffix.lower() not in suffixes:
-        raise XlhandError(f"unsupported output type {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}", path)
-    if path.is_dir():
-        raise XlhandError("is a directory; give a file name", path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise XlhandError("its parent is not a directory", path)
+_workers = typer.Option(0, "--workers", help="Simulation processes (0: one per core).")
+
+
+def _worker_count(n: int) -> int:
+    from xlhand.sim.pool import default_workers
+
+    if n < 0:
+        raise XlhandError(f"--workers must be 0 (one per core) or more, not {n}")
+    return n or default_workers()
 
 
 @app.command("check")
@@ -141,14 +145,14 @@ def show(
     from xlhand.sim.tasks import get_task
     from xlhand.sim.world import CONTROL_HZ, World
 
-    _check_output(output, (".gif", ".mp4"))
+    check_output_file(output, (".gif", ".mp4"))
     if not 16 <= size <= 2048:
         raise XlhandError(f"--size must be between 16 and 2048 pixels, not {size}")
     t = get_task(task)
     with _sim_warnings():
         hand = load_hand(target)
         _task_list(t.name, hand, strict=True)
-        world = World(hand, camera_size=(size, size))
+        world = World(hand, camera_size=(size, size), antialias=True)
         try:
             ep = run_episode(world, HandPlanner(hand, world), t, seed, render=True)
         finally:
@@ -170,17 +174,19 @@ def eval_(
     tasks: str = _tasks,
     episodes: int = typer.Option(10, "--episodes", help="Episodes per hand and task (seeds 0..N-1 + --seed)."),
     seed: int = typer.Option(0, "--seed", help="First episode seed."),
+    workers: int = _workers,
     json: bool = _json,
 ) -> None:
     """The success table: hands x tasks, the fraction of episodes whose physical success predicate held."""
     _mujoco()
     from xlhand import load_hand
-    from xlhand.sim.demonstrator import success_table
+    from xlhand.sim.pool import success_table
 
     if controller != "scripted":
         raise XlhandError(f"unknown controller {controller!r} (controllers: scripted)")
     if episodes < 1:
         raise XlhandError(f"--episodes must be at least 1, not {episodes}")
+    n_workers = _worker_count(workers)
     with _sim_warnings():
         loaded = [load_hand(h.strip()) for h in hands.split(",") if h.strip()]
     if not loaded:
@@ -190,8 +196,8 @@ def eval_(
     from xlhand.sim.tasks import applicable
 
     total = episodes * sum(applicable(t, h) for h in loaded for t in task_objs)
-    with _progress("episodes", total) as advance, _sim_warnings():
-        table = success_table(loaded, task_objs, episodes, seed=seed, progress=advance)
+    with count_progress("episodes", total) as advance, _sim_warnings():
+        table = success_table(loaded, task_objs, episodes, seed=seed, workers=n_workers, progress=advance)
     if json:
         print_json({"controller": controller, "episodes": episodes, "seed": seed, "success": table})
         return
@@ -210,18 +216,6 @@ def _print_table(table: dict, tasks: list[str], episodes: int) -> None:
     console.print(out)
 
 
-@contextlib.contextmanager
-def _progress(what: str, total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console,
-                   transient=False)
-    task = bar.add_task(what, total=total, info="")
-    with bar:
-        yield lambda info="": bar.update(task, advance=1, info=info)
-
-
 @app.command("demos")
 def demos(
     hands: str = typer.Option(..., "--hands", "--hand", help="Comma-separated hands (each must be in the space)."),
@@ -230,6 +224,7 @@ def demos(
     output: Path = typer.Option(..., "-o", "--output", help="Folder: one LeRobotDataset v3 per hand in OUT/<hand>/."),
     space: str = typer.Option(None, "--space", help="The space whose encoders give the latents (default: shipped)."),
     size: int = typer.Option(96, "--size", help="Camera pixels (square)."),
+    workers: int = _workers,
     json: bool = _json,
 ) -> None:
     """Record scripted demonstrations (successful episodes only) as LeRobotDataset v3 folders, with joint actions
@@ -241,6 +236,7 @@ def demos(
 
     if episodes < 1:
         raise XlhandError(f"--episodes must be at least 1, not {episodes}")
+    n_workers = _worker_count(workers)
     if not 16 <= size <= 1024:
         raise XlhandError(f"--size must be between 16 and 1024 pixels, not {size}")
     check_output_dir(output)
@@ -255,9 +251,10 @@ def demos(
         plan.append((hand, _task_list(tasks, hand, strict=tasks.strip() != "all")))
     reports = []
     total = sum(episodes * len(t) for _, t in plan)
-    with _progress("demos", total) as advance, _sim_warnings():
+    with count_progress("demos", total) as advance, _sim_warnings():
         for hand, task_objs in plan:
             reports.append(record(hand, task_objs, episodes, output / hand.name, sp, image_size=(size, size),
+                                  workers=n_workers,
                                   on_attempt=lambda task, ok, h=hand.name: advance(f"{h} {task}") if ok else None))
     result = {r.root.name: {"path": str(r.root), "held": r.held, "added": r.added, "attempts": r.attempts}
               for r in reports}

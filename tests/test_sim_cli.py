@@ -90,7 +90,7 @@ def test_eval_gives_the_success_table(capsys):
 
 def test_the_table_marks_tasks_a_hand_cannot_do_as_not_applicable(tmp_path):
     from xlhand import load_hand
-    from xlhand.sim.demonstrator import success_table
+    from xlhand.sim.pool import success_table
     from xlhand.sim.tasks import get_task
 
     tiny = load_hand(write_tiny_hand(tmp_path / "tiny"))
@@ -143,3 +143,24 @@ def test_demos_refuse_a_hand_the_space_lacks(tmp_path, capsys):
                         "-o", str(tmp_path / "out")], capsys)
     assert code == 1
     one_line_error(err, "'tiny' is not in this space")
+
+
+def test_workers_give_the_same_table_and_the_same_episodes_as_one_process(tmp_path):
+    from xlhand import load_hand
+    from xlhand.loading import load_space
+    from xlhand.sim import demos
+    from xlhand.sim.dataset import read_dataset
+    from xlhand.sim.pool import success_table
+    from xlhand.sim.tasks import get_task
+
+    hand, tasks = load_hand("inspire"), [get_task("point_index"), get_task("poke_box")]
+    assert success_table([hand], tasks, 2, workers=2) == success_table([hand], tasks, 2, workers=1)
+    space = load_space()
+    seeds = {}
+    for n in (1, 2):
+        report = demos.record(hand, tasks, 2, tmp_path / f"w{n}", space, image_size=(32, 32), workers=n)
+        assert report.held == {"point_index": 2, "poke_box": 2}
+        data = read_dataset(tmp_path / f"w{n}")
+        seeds[n] = sorted((e["task"], e["seed"]) for e in data.episodes)
+        assert len(data.episodes) == 4
+    assert seeds[1] == seeds[2]

@@ -52,6 +52,23 @@ def atomic_path(target: str | Path):
                 os.unlink(tmp)
 
 
+def check_output_file(target: str | Path, suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work is done, an output that cannot become a file: a directory, a path under a file,
+    or (when ``suffixes`` are given) a type the writer cannot produce."""
+    target = Path(target)
+    if suffixes and target.suffix.lower() not in suffixes:
+        raise XlhandError(f"unsupported output type {target.suffix or '(none)'!r}; use {' or '.join(suffixes)}",
+                          target)
+    if target.is_dir():
+        raise XlhandError("is a directory; give a file name", target)
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise XlhandError(f"cannot write under {parent}: it is not a directory", target)
+            break
+    return target
+
+
 def _error(target: Path, exc: OSError) -> XlhandError:
     cause = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno is not None and exc.strerror else str(exc)
     return XlhandError(f"cannot write: {cause}", target)

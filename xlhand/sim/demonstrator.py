@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from itertools import zip_longest
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ import torch
 from xlhand.hand.model import Hand
 from xlhand.sim.build import HUMAN_HAND_LENGTH, hand_length
 from xlhand.sim.grasp import APPROACH, ClosingPaths, GraspCandidate, closing_paths, finger_joints, grasp_candidates
-from xlhand.sim.tasks import SCALE_RANGE, Task, Trace, applicable, check_applicable, succeeded
+from xlhand.sim.tasks import SCALE_RANGE, Task, Trace, check_applicable, succeeded
 from xlhand.sim.world import CONTROL_HZ, ObjectState, World, wrist_rotation
 
 PITCHES = tuple(math.radians(d) for d in (0, 45, 90))  # wrist pitches (fingers down from horizontal) tried
@@ -44,31 +44,22 @@ def hand_scale(hand: Hand) -> float:
     return float(np.clip(hand_length(hand) / HUMAN_HAND_LENGTH, *SCALE_RANGE))
 
 
-def _solve(hand: Hand, loss_fn, *, inits: int = 24, iters: int = 160, seed: int = 0, q0: torch.Tensor | None = None,
-           c0: torch.Tensor | None = None, fit_c: bool = True):
-    """Minimise ``loss_fn(q (B,dof), tips (B,F,3), c (B,3)) -> (B,)`` over in-limit q (and c); best of ``inits``."""
+def _solve(hand: Hand, loss_fn, *, inits: int = 24, iters: int = 160, seed: int = 0) -> torch.Tensor:
+    """The in-limit posture minimising ``loss_fn(q (B, dof), tips (B, F, 3)) -> (B,)``, best of ``inits``."""
     g = torch.Generator().manual_seed(seed)
     lo, hi = hand.lower.double(), hand.upper.double()
-    z = torch.randn(inits, hand.dof, generator=g, dtype=torch.float64) * 1.2
-    if q0 is not None:
-        u = ((q0.double() - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
-        z[0] = torch.log(u / (1 - u))
-    c = (c0.double().expand(inits, 3).clone() if c0 is not None else torch.zeros(inits, 3, dtype=torch.float64))
-    z.requires_grad_(True)
-    c.requires_grad_(fit_c)
-    opt = torch.optim.Adam([{"params": [z], "lr": 0.08}] + ([{"params": [c], "lr": 0.003}] if fit_c else []))
+    z = (torch.randn(inits, hand.dof, generator=g, dtype=torch.float64) * 1.2).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.08)
     for _ in range(iters):
         q = lo + (hi - lo) * torch.sigmoid(z)
-        tips = hand.fingertips(q.float()).double()
-        loss = loss_fn(q, tips, c)
+        loss = loss_fn(q, hand.fingertips(q.float()).double())
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
     with torch.no_grad():
         q = lo + (hi - lo) * torch.sigmoid(z)
-        loss = loss_fn(q, hand.fingertips(q.float()).double(), c)
-        best = int(torch.argmin(loss))
-    return q[best].detach(), c[best].detach(), float(loss[best])
+        best = int(torch.argmin(loss_fn(q, hand.fingertips(q.float()).double())))
+    return q[best]
 
 
 @dataclass
@@ -90,6 +81,8 @@ class HandPlanner:
             d = self.hand.fingertips(q).norm(dim=-1)
         self.reach_lo = d.min(0).values.double().numpy()
         self.reach_hi = d.max(0).values.double().numpy()
+        self.joints = finger_joints(self.hand)  # finger -> its actuated joints (action vector indices)
+        self.bodies = finger_bodies(self.world, self.hand)  # finger -> the MuJoCo bodies only it owns
         self._cache: dict = {}
 
     def extension(self, q: np.ndarray) -> np.ndarray:
@@ -125,12 +118,12 @@ class HandPlanner:
         lo = torch.as_tensor(self.reach_lo)
         span = torch.as_tensor(np.maximum(self.reach_hi - self.reach_lo, 1e-6))
 
-        def loss(q, tips, c):
+        def loss(q, tips):
             ext = (tips.norm(dim=-1) - lo) / span
             others = torch.cat([ext[:, :i], ext[:, i + 1:]], 1)
             return (1 - ext[:, i]).pow(2) + others.pow(2).mean(1)
 
-        q, _, _ = _solve(self.hand, loss, fit_c=False)
+        q = _solve(self.hand, loss)
         self._cache["point"] = q.numpy()
         return self._cache["point"]
 
@@ -182,10 +175,9 @@ def _move(q0, q1, p0, p1, rot, seconds) -> Iterator[Step]:
 def _grasp_steps(world: World, planner: HandPlanner, task: Task, paths: ClosingPaths, cand: GraspCandidate,
                  p_grasp: np.ndarray, rot: np.ndarray) -> Iterator[Step]:
     """The closed-loop grasp: descend with the pre-grasp, close each finger until it touches, squeeze, lift."""
-    hand, fingers = planner.hand, planner.hand.fingers
-    joints = finger_joints(hand)
-    bodies = finger_bodies(world, hand)
-    own = {i: bodies.get(f, set()) for i, f in enumerate(fingers)}
+    fingers = planner.hand.fingers
+    joints = planner.joints
+    own = {i: planner.bodies.get(f, set()) for i, f in enumerate(fingers)}
     a = cand.a_pre.copy()
     q_pre = paths.posture(a, joints, fingers)
     p_above = p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale])
@@ -229,7 +221,7 @@ def _normal_squeeze(world: World, planner: HandPlanner, task: Task, own: dict[in
             tau += world.point_jacobian(b, p).T @ (n * per / len(pts))
     q = world.q
     out = q_cmd.copy()
-    joints = finger_joints(world.hand)
+    joints = planner.joints
     moved = sorted({int(j) for i in touching for j in joints[world.hand.fingers[i]]})
     out[moved] = q[moved] + tau[moved] / np.maximum(world.info.kp[moved], 1e-9)
     return np.clip(out, world.lower, world.upper)
@@ -246,7 +238,7 @@ def _run_grasp(world: World, planner: HandPlanner, task: Task, seed: int, obj: O
                cand: GraspCandidate, render: bool) -> Episode:
     paths = planner.paths(task)
     rot, p_grasp = _grasp_pose(obj, cand)
-    q_pre = paths.posture(cand.a_pre, finger_joints(planner.hand), planner.hand.fingers)
+    q_pre = paths.posture(cand.a_pre, planner.joints, planner.hand.fingers)
     start = (q_pre, p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale]), rot)
     steps = _grasp_steps(world, planner, task, paths, cand, p_grasp, rot)
     return execute(world, planner, task, seed, obj, start, steps, render=render, grasp_wrist_z=float(p_grasp[2]))
@@ -330,7 +322,7 @@ def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: Obje
     q0, p0, r0 = start
     world.reset(q0, p0, r0, obj)
     hand_fingers = planner.hand.fingers
-    index_bodies = finger_bodies(world, planner.hand).get("index", set())
+    index_bodies = planner.bodies.get("index", set())
     acts, states, objs, wrists, imgs, icont, hcont = [], [], [], [], [], [], []
     for q_cmd, pos, rot in steps:
         world.step(q_cmd, pos, rot)
@@ -367,25 +359,3 @@ def finger_bodies(world: World, hand: Hand) -> dict[str, set[int]]:
         own = links - shared
         out[role] = {mujoco.mj_name2id(world.model, mujoco.mjtObj.mjOBJ_BODY, world.info.prefix + name) for name in own}
     return out
-
-
-def success_table(hands, tasks, episodes: int, *, seed: int = 0, progress=None) -> dict[str, dict[str, float | None]]:
-    """Success rate per hand and task over ``episodes`` seeded episodes (``None``: not applicable)."""
-    table: dict[str, dict[str, float | None]] = {}
-    for hand in hands:
-        world = World(hand)
-        planner = HandPlanner(hand, world)
-        row = {}
-        for task in tasks:
-            if not applicable(task, hand):
-                row[task.name] = None
-                continue
-            wins = 0
-            for k in range(episodes):
-                wins += run_episode(world, planner, task, seed + k).success
-                if progress is not None:
-                    progress()
-            row[task.name] = wins / episodes
-        table[hand.name] = row
-        world.close()
-    return table

@@ -20,9 +20,10 @@ from xlhand.errors import XlhandError
 from xlhand.hand.model import Hand
 from xlhand.sim.dataset import DatasetWriter
 from xlhand.sim.dataset import Episode as DataEpisode
-from xlhand.sim.demonstrator import Episode, HandPlanner, run_episode
+from xlhand.sim.demonstrator import Episode
+from xlhand.sim.pool import Job, run_jobs
 from xlhand.sim.tasks import Task, check_applicable
-from xlhand.sim.world import CONTROL_HZ, World
+from xlhand.sim.world import CONTROL_HZ
 
 IMAGE_KEY = "observation.images.front"
 ATTEMPTS_PER_EPISODE = 3  # a task gives up after this many attempts per episode asked for
@@ -70,39 +71,35 @@ def to_data_episode(ep: Episode, task: Task, hand: Hand, space) -> DataEpisode:
 
 
 def record(hand: Hand, tasks: list[Task], episodes: int, root: Path, space, *,
-           image_size: tuple[int, int] = (96, 96), on_attempt: Callable[[str, bool], None] | None = None
-           ) -> RecordReport:
+           image_size: tuple[int, int] = (96, 96), workers: int = 1,
+           on_attempt: Callable[[str, bool], None] | None = None) -> RecordReport:
     """Add successful scripted episodes of ``tasks`` to the dataset at ``root`` until each task holds
-    ``episodes`` of them; resumes what ``root`` already holds."""
+    ``episodes`` of them; resumes what ``root`` already holds. ``workers > 1`` simulates the tasks in that many
+    processes: episodes of different tasks then interleave in the dataset, each task's seeds stay in order."""
     for task in tasks:
         check_applicable(task, hand)
     space.hand(hand.name)  # a one-line error when the space has no adapter for this hand
     report = RecordReport(Path(root))
-    world = World(hand, camera_size=image_size)
-    planner = HandPlanner(hand, world)
-    try:
-        with DatasetWriter(root, fps=CONTROL_HZ, features=features(hand, space.latent_dim, image_size),
-                           robot_type=hand.name, image_keys=(IMAGE_KEY,)) as writer:
-            rows = writer.episodes
-            for task in tasks:
-                mine = [r for r in rows if r.get("task") == task.name]
-                held = len(mine)
-                seed = max((int(r["seed"]) for r in mine), default=-1) + 1
-                added = tried = 0
-                budget = ATTEMPTS_PER_EPISODE * max(episodes - held, 0)
-                while held < episodes and tried < budget:
-                    ep = run_episode(world, planner, task, seed, render=True)
-                    tried += 1
-                    seed += 1
-                    if ep.success:
-                        writer.add_episode(to_data_episode(ep, task, hand, space))
-                        held += 1
-                        added += 1
-                    if on_attempt is not None:
-                        on_attempt(task.name, ep.success)
-                report.added[task.name], report.held[task.name], report.attempts[task.name] = added, held, tried
-    finally:
-        world.close()
+    with DatasetWriter(root, fps=CONTROL_HZ, features=features(hand, space.latent_dim, image_size),
+                       robot_type=hand.name, image_keys=(IMAGE_KEY,)) as writer:
+        jobs = []
+        for task in tasks:
+            mine = [r for r in writer.episodes if r.get("task") == task.name]
+            held = len(mine)
+            seed = max((int(r["seed"]) for r in mine), default=-1) + 1
+            report.added[task.name], report.held[task.name], report.attempts[task.name] = 0, held, 0
+            if held < episodes:
+                wanted = episodes - held
+                jobs.append(Job(0, task, seed, ATTEMPTS_PER_EPISODE * wanted, wanted))
+        for k, ep in run_jobs([hand], jobs, workers=workers, render=True, image_size=image_size):
+            task = jobs[k].task
+            report.attempts[task.name] += 1
+            if ep.success:
+                writer.add_episode(to_data_episode(ep, task, hand, space))
+                report.held[task.name] += 1
+                report.added[task.name] += 1
+            if on_attempt is not None:
+                on_attempt(task.name, ep.success)
     return report
 
 

@@ -194,14 +194,15 @@ def closing_paths(hand: Hand, grasp: list[int], model, prefix: str, *, seed: int
     return ClosingPaths(q_open.numpy(), q_full.numpy(), alphas, pts, owner, tips, list(grasp))
 
 
-def object_sdf(shape: str, size, d: np.ndarray, down: np.ndarray, facing: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def object_sdf(shape: str, size, d: np.ndarray, down: np.ndarray, facing: np.ndarray | None = None, *,
+               normals: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Signed distance and outward normal at offsets ``d (..., 3)`` from the object's centre (hand frame);
     ``down``: the world's down in the hand frame (cylinders stand along it, boxes sit on a face); a box's second
-    axis is ``facing`` (perpendicular to ``down``; default: across the finger axis)."""
+    axis is ``facing`` (perpendicular to ``down``; default: across the finger axis). ``normals=False`` skips the
+    normals (``None``): the grid search needs them at the first contacts only."""
     if shape == "sphere":
         n = np.linalg.norm(d, axis=-1)
-        return n - size[0], d / np.maximum(n, 1e-9)[..., None]
+        return n - size[0], (d / np.maximum(n, 1e-9)[..., None] if normals else None)
     axial = d @ down
     radial_v = d - axial[..., None] * down
     if shape == "cylinder":
@@ -209,6 +210,8 @@ def object_sdf(shape: str, size, d: np.ndarray, down: np.ndarray, facing: np.nda
         qa, qr = np.abs(axial) - size[1], r - size[0]
         out = np.linalg.norm(np.stack([np.maximum(qa, 0), np.maximum(qr, 0)], -1), axis=-1) + np.minimum(
             np.maximum(qa, qr), 0)
+        if not normals:
+            return out, None
         nr = radial_v / np.maximum(r, 1e-9)[..., None]
         n = np.where((qr >= qa)[..., None], nr, np.sign(axial)[..., None] * down)
         return out, n
@@ -225,6 +228,8 @@ def object_sdf(shape: str, size, d: np.ndarray, down: np.ndarray, facing: np.nda
     outside = np.maximum(q, 0)
     dist_out = np.linalg.norm(outside, axis=-1)
     out = dist_out + np.minimum(q.max(-1), 0)
+    if not normals:
+        return out, None
     # the gradient: towards the nearest face inside, along the offset from the nearest surface point outside
     k = q.argmax(-1)
     n_in = np.zeros_like(local)
@@ -328,11 +333,12 @@ def grasp_candidates(paths: ClosingPaths, shape: str, size, rest_height: float, 
 
 def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, r_col, top, min_touch):
     """For centres ``C``: each grasping finger's first contact (path index), the contact normals, feasibility."""
-    P = paths.points
     A = len(paths.alphas)
     gi = paths.grasp
+    mine = np.isin(paths.owner, gi)  # distances are needed for the grasping fingers' points only
+    P, owner = paths.points[:, mine], paths.owner[mine]
     d = P[None] - C[:, None, None]  # (C, A, N, 3)
-    sdf, normal = object_sdf(shape, size, d, down, facing)
+    sdf, _ = object_sdf(shape, size, d, down, facing, normals=False)
     in_table = (d @ down) > rest_height - pad - TABLE_MARGIN
     first = np.full((len(C), len(gi)), A, dtype=np.int64)
     first_table = np.full_like(first, A)
@@ -342,7 +348,7 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
     aligned = np.zeros((len(C), len(gi)))  # how squarely it moves into the surface there (cosine)
     rows = np.arange(len(C))
     for k, f in enumerate(gi):
-        sel = paths.owner == f
+        sel = owner == f
         h = (sdf[:, :, sel] < pad).any(-1)  # (C, A)
         first[:, k] = np.where(h.any(1), h.argmax(1), A)
         t = in_table[:, :, sel].any(-1)
@@ -350,8 +356,9 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
         a_idx = np.minimum(first[:, k], A - 1)
         s_at = sdf[rows, a_idx][:, sel]  # (C, Nf) at the first contact: the normal of its deepest point
         deepest = s_at.argmin(1)
-        normals[:, k] = normal[rows, a_idx][:, sel][rows, deepest]
-        heights[:, k] = -(d[rows, a_idx][:, sel][rows, deepest] @ down) / top
+        d_at = d[rows, a_idx][:, sel][rows, deepest]
+        normals[:, k] = object_sdf(shape, size, d_at, down, facing)[1]
+        heights[:, k] = -(d_at @ down) / top
         nxt = np.minimum(a_idx + 1, A - 1)
         prv = np.maximum(nxt - 1, 0)
         v = (P[nxt][:, sel] - P[prv][:, sel])[rows, deepest]  # the contact point's motion along the path
@@ -367,9 +374,9 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
     sinks[missed] = 0.0
     aligned[missed] = 1.0
     # the palm and the fingers held open: out of the table, and out of the column the object comes down through
-    still = ~np.isin(paths.owner, gi)
+    still = ~mine
     if still.any():
-        ds = d[:, 0, still]
+        ds = paths.points[0, still][None] - C[:, None]
         along = ds @ down
         radial = np.linalg.norm(ds - along[..., None] * down, axis=-1)
         ok &= ~(along > rest_height - pad).any(1)
