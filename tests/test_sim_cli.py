@@ -164,3 +164,40 @@ def test_workers_give_the_same_table_and_the_same_episodes_as_one_process(tmp_pa
         seeds[n] = sorted((e["task"], e["seed"]) for e in data.episodes)
         assert len(data.episodes) == 4
     assert seeds[1] == seeds[2]
+
+
+def test_a_gripper_whose_zero_posture_is_closed_opens_to_pinch():
+    """Panda's finger joints are 0 when closed: the demonstrator opens it (the spread of the grasping tips), plans
+    the pinch on a fine enough grid for its small cube, and lifts the cube."""
+    from conftest import require_shared
+
+    from xlhand import load_hand
+    from xlhand.sim.grasp import open_posture
+    from xlhand.sim.pool import success_table
+    from xlhand.sim.tasks import get_task
+
+    panda = load_hand(str(require_shared() / "fixtures/hands/panda_gripper/panda_gripper_glb.urdf"))
+    q = open_posture(panda, [0, 1])
+    assert float(q.min()) > 0.5 * float(panda.upper.min())  # opened, not the closed zero
+    table = success_table([panda], [get_task("pinch_cube_index")], 2)
+    assert table[panda.name]["pinch_cube_index"] == 1.0
+
+
+def test_a_hand_whose_curled_fingers_hang_below_the_index_pokes_with_the_palm_turned():
+    """LEAP's curled fingers hang below its pointing index with the palm down; the poke turns the palm so that the
+    rest of the hand clears the table, and the box moves."""
+    from conftest import require_shared
+
+    from xlhand import load_hand
+    from xlhand.sim.demonstrator import HandPlanner
+    from xlhand.sim.pool import success_table
+    from xlhand.sim.tasks import get_task
+    from xlhand.sim.world import World, wrist_rotation
+
+    leap = load_hand(str(require_shared() / "fixtures/hands/leap_hand/leap_hand_right.urdf"))
+    world = World(leap)
+    try:
+        assert not np.allclose(HandPlanner(leap, world).poke_rotation(0.01), wrist_rotation(0.0))
+    finally:
+        world.close()
+    assert success_table([leap], [get_task("poke_box")], 2)[leap.name]["poke_box"] == 1.0

@@ -110,6 +110,28 @@ class HandPlanner:
             self._cache[key] = [c for group in zip_longest(*per) for c in group if c is not None]
         return self._cache[key]
 
+    def poke_rotation(self, room: float) -> np.ndarray:
+        """The wrist rotation for poking with the pointing posture, fingers along +x: palm down when every other
+        part of the hand then stays ``room`` m above the index tip's level or less below it, else the roll about
+        the finger axis (palm down, up, or to either side) that keeps the rest of the hand highest."""
+        if "poke_rot" not in self._cache:
+            from xlhand.sim.grasp import surface_points
+
+            fk, owner = surface_points(self.hand, self.world.model, self.world.info.prefix)
+            q = torch.as_tensor(self.point_pose()[None], dtype=torch.float32)
+            with torch.no_grad():
+                pts = fk(q).double().numpy()[0]
+                tip = self.hand.fingertips(q).double().numpy()[0, self.hand.fingers.index("index")]
+            others = pts[owner != self.hand.fingers.index("index")]
+            flip = np.diag([-1.0, -1.0, 1.0])  # half a turn about the finger axis
+            rots = [wrist_rotation(0.0), wrist_rotation(0.0, palm="side"), wrist_rotation(0.0) @ flip,
+                    wrist_rotation(0.0, palm="side") @ flip]
+            # how far the lowest other point hangs below the index tip, per rotation
+            below = [float(((tip - others) @ R.T)[:, 2].max()) if len(others) else 0.0 for R in rots]
+            self._cache["poke_rot"] = (rots, below)
+        rots, below = self._cache["poke_rot"]
+        return rots[0] if below[0] <= room else rots[int(np.argmin(below))]
+
     def point_pose(self) -> np.ndarray:
         if "point" in self._cache:
             return self._cache["point"]
@@ -289,16 +311,15 @@ def run_episode(world: World, planner: HandPlanner, task: Task, seed: int, *, re
         return execute(world, planner, task, seed, obj, (q_open, pos, rot), iter(steps), render=render,
                        grasp_wrist_z=float(pos[2]))
     if task.grasp == "poke":
-        rot = wrist_rotation(0.0)
         q_pt = planner.point_pose()
         with torch.no_grad():
             tips = planner.hand.fingertips(torch.as_tensor(q_pt[None], dtype=torch.float32)).double().numpy()[0]
-        tips_w = tips @ rot.T
         i = planner.hand.fingers.index("index")
+        z_tip = 0.55 * 2 * obj.rest_z  # the index tip meets the box a little above its middle
+        rot = planner.poke_rotation(z_tip - TIP_RADIUS * s)
+        tips_w = tips @ rot.T
         bx, by = obj.xy
         face = bx - obj.size[0] * abs(math.cos(obj.yaw)) - obj.size[1] * abs(math.sin(obj.yaw))
-        z_tip = max(0.55 * 2 * obj.rest_z, -(tips_w[:, 2] - tips_w[i, 2]).max() + TIP_RADIUS * s + 0.004)
-        z_tip = min(z_tip, 2 * obj.rest_z - 0.004)
         p0 = np.array([face - 0.03 * s - 0.02, by, z_tip]) - tips_w[i]
         p1 = p0 + np.array([0.03 * s + 0.02 + 0.06, 0.0, 0.0])
         steps = [*_hold(q_pt, p0, rot, PHASES["settle"]), *_move(q_pt, q_pt, p0, p1, rot, 1.5),

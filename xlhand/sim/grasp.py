@@ -22,7 +22,8 @@ from xlhand.hand.kinematics import FingertipFK
 from xlhand.hand.model import Hand
 
 PATH_SAMPLES = 32
-GRID = 11  # candidate centres per axis
+OPEN_FRACTION = 0.5  # a zero posture spreading the grasping fingertips less than this (of the most) is not open
+GRID, GRID_MIN = 21, 5  # candidate centres per axis, at most and at least
 POINTS_PER_GEOM = 16  # surface points sampled on each collision geom of the hand
 PAD = 0.002  # m: contact margin around the hand's surface points (human-sized hand; scales)
 CLEARANCE = 0.012  # m the pre-grasp keeps from the approach column (scales)
@@ -143,10 +144,27 @@ class ClosingPaths:
         return q
 
 
+def open_posture(hand: Hand, grasp: list[int], *, seed: int = 0) -> torch.Tensor:
+    """Zero (clamped to the limits), the flat hand of most URDFs; unless the grasping fingertips are then less than
+    ``OPEN_FRACTION`` as far apart as the hand can spread them (a gripper whose zero is closed): then the sampled
+    posture that spreads them most."""
+    lo, hi = hand.lower.double(), hand.upper.double()
+    q0 = torch.clamp(torch.zeros(hand.dof, dtype=torch.float64), lo, hi)
+    if len(grasp) < 2:
+        return q0
+    qs = torch.cat([q0[None], hand.sample(1024, generator=torch.Generator().manual_seed(seed)).double()])
+    with torch.no_grad():
+        tips = hand.fingertips(qs.float()).double()[:, grasp]
+        spread = (tips - tips.mean(1, keepdim=True)).norm(dim=-1).mean(1)
+    if spread[0] >= OPEN_FRACTION * spread.max():
+        return q0
+    return qs[int(torch.argmax(spread))]
+
+
 def closing_paths(hand: Hand, grasp: list[int], model, prefix: str, *, seed: int = 0) -> ClosingPaths:
     """Open posture, closed posture (the grasping fingertips meet) and the points swept in between."""
     lo, hi = hand.lower.double(), hand.upper.double()
-    q_open = torch.clamp(torch.zeros(hand.dof, dtype=torch.float64), lo, hi)
+    q_open = open_posture(hand, grasp, seed=seed)
     joints = finger_joints(hand)
     moving = sorted({int(i) for f in grasp for i in joints[hand.fingers[f]]})
     idle = sorted({int(i) for f in range(len(hand.fingers)) if f not in grasp for i in joints[hand.fingers[f]]}
@@ -284,15 +302,13 @@ def grasp_candidates(paths: ClosingPaths, shape: str, size, rest_height: float, 
     top = float(size[0]) if shape == "sphere" else float(size[-1])  # centre to top, along down
     gi = paths.grasp
     facing = squeeze_direction(paths, down) if shape == "box" else None
-    # candidate centres: a grid over the region the grasping fingertips sweep
-    tips = paths.tips[:, gi].reshape(-1, 3)
-    lo, hi = tips.min(0) - extent, tips.max(0) + extent
-    C = np.stack(np.meshgrid(*[np.linspace(lo[k], hi[k], GRID) for k in range(3)], indexing="ij"), -1).reshape(-1, 3)
+    C = _centre_grid(paths, size, shape, extent)
     rows = []
     for chunk in np.array_split(C, max(1, len(C) // 96)):
-        rows.append(_score(paths, chunk, shape, size, rest_height, down, facing, pad, r_col, top,
+        rows.append(_score(paths, chunk, shape, size, rest_height, down, facing, pad, clear, r_col, top,
                            len(gi) if min_touch is None else min(min_touch, len(gi))))
     first = np.concatenate([r[0] for r in rows])
+    start = np.concatenate([r[6] for r in rows])
     normals = np.concatenate([r[1] for r in rows])
     heights = np.concatenate([r[2] for r in rows])
     sinks = np.concatenate([r[3] for r in rows])
@@ -323,16 +339,33 @@ def grasp_candidates(paths: ClosingPaths, shape: str, size, rest_height: float, 
             along = dd @ down
             radial = np.linalg.norm(dd - along[..., None] * down, axis=-1)
             bad = ((along > -top - pad) & (radial < r_col + pad + clear)).any(1)
-            j = int(first[ci, k])
-            free = np.flatnonzero(np.cumsum(bad[:j]) == 0)
-            a_pre[f] = paths.alphas[free[-1]] if len(free) else 0.0
+            j, s0 = int(first[ci, k]), int(start[ci, k])
+            free = np.flatnonzero(np.cumsum(bad[s0:j]) == 0)
+            a_pre[f] = paths.alphas[s0 + free[-1] if len(free) else s0]
             a_touch[f] = paths.alphas[min(j, A - 1)]
         out.append(GraspCandidate(c, a_pre, a_touch, float(score[ci]), normals[ci], pitch, facing))
     return out
 
 
-def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, r_col, top, min_touch):
-    """For centres ``C``: each grasping finger's first contact (path index), the contact normals, feasibility."""
+def _centre_grid(paths: ClosingPaths, size, shape: str, extent: float) -> np.ndarray:
+    """Candidate object centres: a grid over the region where every grasping fingertip's sweep comes within the
+    object's reach (the whole swept region when the sweeps do not overlap), spaced at half the object's smallest
+    half-size so that a small object between long fingers is not stepped over."""
+    sweeps = paths.tips[:, paths.grasp]  # (A, G, 3)
+    lo_f, hi_f = sweeps.min(0) - extent, sweeps.max(0) + extent  # (G, 3) per finger
+    lo, hi = lo_f.max(0), hi_f.min(0)
+    if np.any(lo >= hi):
+        lo, hi = lo_f.min(0), hi_f.max(0)
+    step = 0.5 * float(min(size[:1] if shape == "sphere" else size[:2] if shape == "cylinder" else size[:3]))
+    n = np.clip(np.ceil((hi - lo) / max(step, 1e-4)).astype(int) + 1, GRID_MIN, GRID)
+    axes = [np.linspace(lo[k], hi[k], n[k]) for k in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, clear, r_col, top, min_touch):
+    """For centres ``C``: each grasping finger's first contact (path index), the contact normals, feasibility,
+    and the path index each finger may start closing from (after the last point where it would be in the
+    table: a finger may not open fully beside a small object on the table, but closes from where it can)."""
     A = len(paths.alphas)
     gi = paths.grasp
     mine = np.isin(paths.owner, gi)  # distances are needed for the grasping fingers' points only
@@ -341,7 +374,8 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
     sdf, _ = object_sdf(shape, size, d, down, facing, normals=False)
     in_table = (d @ down) > rest_height - pad - TABLE_MARGIN
     first = np.full((len(C), len(gi)), A, dtype=np.int64)
-    first_table = np.full_like(first, A)
+    start = np.zeros_like(first)
+    steps = np.arange(A)
     normals = np.zeros((len(C), len(gi), 3))
     heights = np.zeros((len(C), len(gi)))  # contact height above the centre, as a fraction of centre-to-top
     sinks = np.zeros((len(C), len(gi)))  # how much the finger moves downwards at its contact (cosine)
@@ -351,8 +385,8 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
         sel = owner == f
         h = (sdf[:, :, sel] < pad).any(-1)  # (C, A)
         first[:, k] = np.where(h.any(1), h.argmax(1), A)
-        t = in_table[:, :, sel].any(-1)
-        first_table[:, k] = np.where(t.any(1), t.argmax(1), A)
+        t = in_table[:, :, sel].any(-1) & (steps[None] < first[:, k, None])  # in the table before the contact
+        start[:, k] = np.where(t.any(1), A - t[:, ::-1].argmax(1), 0)
         a_idx = np.minimum(first[:, k], A - 1)
         s_at = sdf[rows, a_idx][:, sel]  # (C, Nf) at the first contact: the normal of its deepest point
         deepest = s_at.argmin(1)
@@ -365,7 +399,16 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
         v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
         sinks[:, k] = v @ down
         aligned[:, k] = -(v * normals[:, k]).sum(-1)
-    good = (first < A) & (first > 0) & (first < first_table)
+    good = (first < A) & (first > start)
+    late = np.flatnonzero((start > 0).any(1))  # a finger starts part-closed: its start must clear the column
+    if len(late):
+        for k, f in enumerate(gi):
+            sel = owner == f
+            rows_k = late[start[late, k] > 0]
+            ds = d[rows_k, np.minimum(start[rows_k, k], A - 1)][:, sel]  # (R, Nf, 3) at the start posture
+            along = ds @ down
+            radial = np.linalg.norm(ds - along[..., None] * down, axis=-1)
+            good[rows_k, k] &= ~((along > -top - pad) & (radial < r_col + pad + clear)).any(1)
     clean = good | (first == A)  # a finger that misses the object altogether may close past it
     ok = clean.all(1) & good[:, 0] & (good.sum(1) >= min_touch)
     missed = first == A
@@ -381,4 +424,4 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
         radial = np.linalg.norm(ds - along[..., None] * down, axis=-1)
         ok &= ~(along > rest_height - pad).any(1)
         ok &= ~((along > -top - pad) & (radial < r_col + pad)).any(1)
-    return first, normals, heights, sinks, aligned, ok
+    return first, normals, heights, sinks, aligned, ok, start
