@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, render, sim, space
+from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, policy, render, sim, space
 from xlhand.errors import XlhandError
 
 
@@ -51,6 +51,7 @@ app.command("onboard")(onboard.onboard)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(render.app, name="render")
 app.add_typer(sim.app, name="sim")
+app.add_typer(policy.app, name="policy")
 
 
 _plugin_commands_added = False

@@ -80,8 +80,10 @@ def record(hand: Hand, tasks: list[Task], episodes: int, root: Path, space, *,
         check_applicable(task, hand)
     space.hand(hand.name)  # a one-line error when the space has no adapter for this hand
     report = RecordReport(Path(root))
+    _check_space_record(Path(root), space.fingerprint, hand.name)
     with DatasetWriter(root, fps=CONTROL_HZ, features=features(hand, space.latent_dim, image_size),
                        robot_type=hand.name, image_keys=(IMAGE_KEY,)) as writer:
+        _write_space_record(Path(root), space.fingerprint, hand.name)
         jobs = []
         for task in tasks:
             mine = [r for r in writer.episodes if r.get("task") == task.name]
@@ -101,6 +103,41 @@ def record(hand: Hand, tasks: list[Task], episodes: int, root: Path, space, *,
             if on_attempt is not None:
                 on_attempt(task.name, ep.success)
     return report
+
+
+SPACE_RECORD = "meta/xlhand.json"  # the space whose encoders gave the latents (lerobot ignores the file)
+
+
+def read_space_record(root: Path) -> dict:
+    """``{"space_fingerprint", "hand"}`` of a dataset ``xlhand sim demos`` recorded ({} for other datasets)."""
+    import json
+
+    path = Path(root) / SPACE_RECORD
+    if not path.exists():
+        return {}
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise XlhandError(f"unreadable ({exc})", path) from None
+    if not isinstance(rec, dict):
+        raise XlhandError("not a JSON object", path)
+    return rec
+
+
+def _check_space_record(root: Path, fingerprint: str, hand: str) -> None:
+    rec = read_space_record(root)
+    if rec and rec.get("space_fingerprint") != fingerprint:
+        raise XlhandError(f"its latents come from another space ({str(rec.get('space_fingerprint'))[:12]}, not "
+                          f"{fingerprint[:12]}); record into a new folder", root / SPACE_RECORD)
+
+
+def _write_space_record(root: Path, fingerprint: str, hand: str) -> None:
+    import json
+
+    from xlhand._util.atomic import write_text_atomic
+
+    if not (root / SPACE_RECORD).exists():
+        write_text_atomic(root / SPACE_RECORD, json.dumps({"space_fingerprint": fingerprint, "hand": hand}) + "\n")
 
 
 def check_output_dir(root: Path) -> None:

@@ -1,0 +1,110 @@
+"""Training samples from demonstrations in the LeRobotDataset v3 layout (``xlhand sim demos`` writes them; a
+LeRobot user's own recordings with the same features work too).
+
+A sample is one frame: its camera image, the episode's instruction, the current latent (``observation.latent``)
+and the next ``chunk`` action latents (``action.latent`` from that frame on; past the episode's end the last one
+repeats, the hand holding its final posture). Every dataset must come from the same space (the latents'
+fingerprint) and the same camera size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xlhand.errors import XlhandError
+
+IMAGE_KEY = "observation.images.front"
+NEEDED = ("observation.latent", "action.latent")
+
+
+@dataclass
+class Demos:
+    """Every frame of the given datasets in memory."""
+
+    images: torch.Tensor  # (N, H, W, 3) uint8
+    state: torch.Tensor  # (N, D) observation latents
+    actions: torch.Tensor  # (N, D) action latents
+    episode_end: torch.Tensor  # (N,) index of the episode's last frame
+    instruction: list[str]  # per episode
+    frame_episode: torch.Tensor  # (N,) episode number (into ``instruction``)
+    hands: list[str]  # per episode
+    tasks: list[str]  # per episode (task names where the metadata has them, else the instruction)
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def chunk(self, idx: torch.Tensor, length: int) -> torch.Tensor:
+        """``(B, length, D)`` action latents from frames ``idx`` on, the last frame repeated past the end."""
+        steps = idx[:, None] + torch.arange(length)[None]
+        steps = torch.minimum(steps, self.episode_end[idx][:, None])
+        return self.actions[steps]
+
+    def batch(self, idx: torch.Tensor, length: int):
+        return self.images[idx], [self.instruction[e] for e in self.frame_episode[idx].tolist()], self.state[idx], \
+            self.chunk(idx, length)
+
+
+def load_demos(roots: list[Path], *, latent_dim: int, space_fingerprint: str | None = None) -> Demos:
+    """Every episode of the datasets at ``roots`` (one-line errors for a folder that is not one, features that are
+    missing or of the wrong size, datasets whose cameras differ, or, with ``space_fingerprint``, latents from
+    another space)."""
+    from xlhand.sim.dataset import read_dataset
+    from xlhand.sim.demos import SPACE_RECORD, read_space_record
+
+    images, state, actions, ends, frame_ep, instr, hands, tasks = [], [], [], [], [], [], [], []
+    size = None
+    offset = 0
+    for root in roots:
+        data = read_dataset(Path(root))
+        if space_fingerprint is not None:
+            fp = read_space_record(Path(root)).get("space_fingerprint")
+            if fp is None:
+                raise XlhandError("cannot tell which space its latents come from (no meta/xlhand.json); record "
+                                  "it with `xlhand sim demos`", Path(root))
+            if fp != space_fingerprint:
+                raise XlhandError(f"its latents come from the space {fp[:12]}, not {space_fingerprint[:12]}",
+                                  Path(root) / SPACE_RECORD)
+        feats = data.info["features"]
+        for key in (*NEEDED, IMAGE_KEY):
+            if key not in feats:
+                raise XlhandError(f"the dataset has no {key!r} feature (record it with `xlhand sim demos`)",
+                                  Path(root) / "meta/info.json")
+        for key in NEEDED:
+            if list(feats[key]["shape"]) != [latent_dim]:
+                raise XlhandError(f"{key!r} has shape {feats[key]['shape']}, the policy's latents are "
+                                  f"{latent_dim}-d", Path(root) / "meta/info.json")
+        shape = tuple(feats[IMAGE_KEY]["shape"][:2])
+        if size is not None and shape != size:
+            raise XlhandError(f"its camera is {shape[0]}x{shape[1]}, the other datasets' {size[0]}x{size[1]}",
+                              Path(root))
+        size = shape
+        for e, row in enumerate(data.episodes):
+            fr = data.frames(e)
+            n = len(fr["action.latent"])
+            if n == 0:
+                continue
+            images.append(torch.from_numpy(np.ascontiguousarray(fr[IMAGE_KEY])))
+            state.append(torch.from_numpy(fr["observation.latent"].astype(np.float32)))
+            actions.append(torch.from_numpy(fr["action.latent"].astype(np.float32)))
+            ends.append(torch.full((n,), offset + n - 1, dtype=torch.long))
+            frame_ep.append(torch.full((n,), len(instr), dtype=torch.long))
+            tasks_of_ep = row.get("tasks") or []
+            text = tasks_of_ep[0] if tasks_of_ep else data.tasks[int(fr["task_index"][0])]
+            instr.append(str(text))
+            hands.append(str(row.get("hand", data.info.get("robot_type", ""))))
+            tasks.append(str(row.get("task", text)))
+            offset += n
+    if not instr:
+        raise XlhandError("the datasets hold no episodes", Path(roots[0]) if roots else None)
+    return Demos(torch.cat(images), torch.cat(state), torch.cat(actions), torch.cat(ends), instr, torch.cat(frame_ep),
+                 hands, tasks)
+
+
+def latent_stats(demos: Demos) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation of the action and state latents together."""
+    z = torch.cat([demos.actions, demos.state])
+    return z.mean(0), z.std(0).clamp_min(1e-3)
