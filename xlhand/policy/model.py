@@ -1,7 +1,7 @@
 """The latent-action policy: camera image + instruction + current latent -> the next chunk of latents.
 
 An action expert in the style of pi0, trained by flow matching (rectified flow): a transformer over the chunk's
-64 noisy latent tokens that attends to the observation's tokens (a 6x6 grid of image features from a small
+noisy latents (one token per latent, or ``frames_per_token`` consecutive latents to a token) that attends to the observation's tokens (a 6x6 grid of image features from a small
 CNN, the instruction's word embeddings, the current latent) and predicts the velocity from noise to the chunk.
 Sampling integrates that velocity from Gaussian noise in ``flow_steps`` Euler steps; the observation's tokens are
 computed once per chunk. Latents are normalised per dimension with the training data's statistics, which are
@@ -29,6 +29,7 @@ class PolicyConfig:
     heads: int = 4
     max_words: int = 16
     flow_steps: int = 10
+    frames_per_token: int = 1  # consecutive latents in one action token (4 learned far slower in a probe)
     vocab: tuple[str, ...] = field(default_factory=tuple)  # instruction words; index 0 pads, 1 is unused
 
     def to_dict(self) -> dict:
@@ -107,8 +108,10 @@ class LatentPolicy(nn.Module):
         self.word_pos = nn.Parameter(torch.zeros(c.max_words, w))
         self.state_in = nn.Linear(c.latent_dim, w)
         self.kind = nn.Parameter(torch.zeros(3, w))  # image, word, state token types
-        self.action_in = nn.Linear(c.latent_dim, w)
-        self.action_pos = nn.Parameter(torch.randn(c.chunk, w) * 0.02)
+        if c.chunk % c.frames_per_token:
+            raise XlhandError(f"chunk {c.chunk} is not a multiple of frames_per_token {c.frames_per_token}")
+        self.action_in = nn.Linear(c.latent_dim * c.frames_per_token, w)
+        self.action_pos = nn.Parameter(torch.randn(c.chunk // c.frames_per_token, w) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
         layer = nn.TransformerDecoderLayer(w, c.heads, dim_feedforward=4 * w, dropout=0.0, batch_first=True,
                                            norm_first=True, activation="gelu")
@@ -116,7 +119,7 @@ class LatentPolicy(nn.Module):
         self.context_blocks = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(w, c.heads, dim_feedforward=4 * w, dropout=0.0, batch_first=True,
                                        norm_first=True, activation="gelu"), 1, enable_nested_tensor=False)
-        self.out = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, c.latent_dim))
+        self.out = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, c.latent_dim * c.frames_per_token))
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
         # normalisation of latents (training data statistics), saved with the weights
@@ -137,10 +140,11 @@ class LatentPolicy(nn.Module):
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         """The flow's velocity at noisy normalised chunks ``x (B, chunk, latent_dim)``, times ``t (B,)``."""
+        B, T, D = x.shape
         temb = self.time_mlp(_time_embedding(t, self.config.width))
-        h = self.action_in(x) + self.action_pos + temb[:, None]
+        h = self.action_in(x.reshape(B, T // self.config.frames_per_token, -1)) + self.action_pos + temb[:, None]
         h = self.blocks(h, ctx, memory_key_padding_mask=pad)
-        return self.out(h)
+        return self.out(h).reshape(B, T, D)
 
     def normalise(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.latent_mean) / self.latent_std

@@ -268,8 +268,9 @@ def _run_grasp(world: World, planner: HandPlanner, task: Task, seed: int, obj: O
 
 def choose_grasp(world: World, planner: HandPlanner, task: Task, obj: ObjectState) -> GraspCandidate | None:
     """The grasp candidate for ``obj``'s size bucket that does best in short physics trials (objects of the
-    bucket's size at the task's middle mass and friction, placed and turned at random with a fixed seed); cached
-    per hand, task and bucket."""
+    bucket's size at the task's heaviest mass and lowest friction, placed and turned at random with a fixed seed);
+    cached per hand, task and bucket. A grasp that carries the hardest object of the range carries the others;
+    trialled at the middle of the ranges, one Ability cylinder grasp won 3 of 3 trials and 0 of 8 episodes."""
     size = size_bucket(obj.size, planner.scale)
     key = ("choice", task.name, size)
     if key in planner._cache:
@@ -277,7 +278,7 @@ def choose_grasp(world: World, planner: HandPlanner, task: Task, obj: ObjectStat
     cands = planner.candidates(task, obj.shape, size)
     r = task.object
     rng = np.random.default_rng(TRIAL_SEED)
-    trials = [ObjectState(obj.shape, size, float(np.mean(r.mass)), float(np.mean(r.friction)),
+    trials = [ObjectState(obj.shape, size, float(max(r.mass)), float(min(r.friction)),
                           tuple(float(v) for v in rng.uniform(-r.jitter, r.jitter, 2) * planner.scale),
                           float(rng.uniform(-math.pi, math.pi)) if r.random_yaw else 0.0) for _ in range(TRIALS)]
     best, best_wins = None, -1
