@@ -13,7 +13,7 @@ from xlhand.errors import XlhandError
 
 ROLES = ("thumb", "index", "middle", "ring", "little")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-TOP_KEYS = {"name", "urdf", "description", "driver", "fingertips", "mount", "limits", "vendor"}
+TOP_KEYS = {"name", "urdf", "description", "driver", "fingertips", "mount", "limits", "vendor", "safety"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class HandSpec:
     mount_rpy: tuple[float, float, float] | None = None
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     vendor: dict[str, str] = field(default_factory=dict)
+    safety: dict = field(default_factory=dict)  # the [safety] table; validated by xlhand.runtime.safety
 
 
 def validate_name(name: str, path=None, key: str = "name") -> str:
@@ -156,4 +157,5 @@ def spec_from_dict(data: dict, path: Path) -> HandSpec:
         mount_rpy=mount_rpy,
         limits=limits,
         vendor=vendor,
+        safety=_table(data.get("safety", {}), path, "safety"),
     )
