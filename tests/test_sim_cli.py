@@ -201,3 +201,12 @@ def test_a_hand_whose_curled_fingers_hang_below_the_index_pokes_with_the_palm_tu
     finally:
         world.close()
     assert success_table([leap], [get_task("poke_box")], 2)[leap.name]["poke_box"] == 1.0
+
+
+def test_pointing_is_not_applicable_to_a_gripper_whose_index_has_no_joint_of_its_own(capsys):
+    from conftest import require_shared
+
+    panda = require_shared() / "fixtures/hands/panda_gripper/panda_gripper_glb.urdf"
+    code, _, err = run(["sim", "eval", "--hand", str(panda), "--tasks", "point_index", "--episodes", "1"], capsys)
+    assert code == 1
+    one_line_error(err, "not applicable", "no joint of its own")

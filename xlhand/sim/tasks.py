@@ -108,8 +108,18 @@ def check_applicable(task: Task, hand) -> None:
     why = task.missing(hand.fingers)
     if task.name == "point_index" and len(hand.fingers) < 2:
         why.append("pointing needs a second finger to curl")
+    elif task.name == "point_index" and "index" in hand.fingers and not _moves_alone(hand, "index"):
+        why.append("its index finger has no joint of its own (it cannot extend while the others curl)")
     if why:
         raise XlhandError(f"task {task.name!r} is not applicable to {hand.name}: {'; '.join(why)}")
+
+
+def _moves_alone(hand, finger: str) -> bool:
+    from xlhand.sim.grasp import finger_joints
+
+    joints = finger_joints(hand)
+    others = set().union(*(set(v.tolist()) for f, v in joints.items() if f != finger))
+    return bool(set(joints[finger].tolist()) - others)
 
 
 def applicable(task: Task, hand) -> bool:
