@@ -46,7 +46,7 @@ class RunReport:
     driver_error: str | None = None
     stopped_by: str | None = None  # "seconds" | "stop" | "interrupt" | "driver"
     jitter_ms: dict = field(default_factory=dict)  # p50, p99, max of |send time - scheduled time|
-    latency_ms: dict = field(default_factory=dict)  # chunk ready -> its first command sent
+    latency_ms: dict = field(default_factory=dict)  # a new chunk in hand at its step's time -> its command sent
     interventions: dict = field(default_factory=dict)
     record: dict = field(default_factory=dict)  # arrays: t, target, command, measured
 
@@ -76,8 +76,7 @@ class ControlLoop:
     # -- the policy worker -------------------------------------------------------------------------------------
     def _request(self, obs: Observation, step: int, box: dict) -> None:
         try:
-            z = np.asarray(self.policy(obs), dtype=np.float64)
-            targets = np.asarray(self.decode(z), dtype=np.float64)
+            targets = np.asarray(self.decode(self.policy(obs)), dtype=np.float64)  # the policy's output as it is
             if targets.ndim != 2 or targets.shape[1] != self.driver.dof or len(targets) == 0:
                 raise ValueError(f"decoded chunk has shape {targets.shape}, expected (T, {self.driver.dof})")
             box["chunk"] = (step, targets, self.clock())
@@ -118,6 +117,12 @@ class ControlLoop:
             next_ask = None
             first_of_chunk: float | None = None
             for k in range(steps_total):
+                due = t0 + k * self.dt  # the schedule never drifts: each step at its own time
+                wait = due - self.clock()
+                if wait > 0:
+                    self.sleep(wait)
+                if self.clock() - due > self.dt / 2:
+                    rep.late_steps += 1
                 if self._stop.is_set():
                     rep.stopped_by = self._stop_reason
                     layer.stop(k * self.dt, self._stop_reason)
@@ -149,24 +154,17 @@ class ControlLoop:
                 if chunk is not None and 0 <= k - chunk[0] < len(chunk[1]):
                     target = chunk[1][k - chunk[0]]
                 cmd = layer.step(target, k * self.dt)
-                due = t0 + k * self.dt
-                wait = due - self.clock()
-                if wait > 0:
-                    self.sleep(wait)
-                now = self.clock()
-                if now - due > self.dt / 2:
-                    rep.late_steps += 1
                 try:
                     self.driver.send(cmd)
+                    sent_at = self.clock()
                     measured = np.asarray(self.driver.read_state().q, dtype=np.float64)
                 except DriverError as exc:
                     rep.driver_error = str(exc)
                     rep.stopped_by = "driver"
                     break
-                sent_at = self.clock()
                 jitter.append(abs(sent_at - due))
-                if first_of_chunk is not None:
-                    latency.append(max(0.0, sent_at - first_of_chunk))
+                if first_of_chunk is not None:  # from the chunk being in hand (and due) to its command sent
+                    latency.append(max(0.0, sent_at - max(first_of_chunk, due)))
                     first_of_chunk = None
                 rec["t"].append(k * self.dt)
                 rec["target"].append(np.full(self.driver.dof, np.nan) if target is None else target)
