@@ -189,7 +189,7 @@ def test_broken_plugins_are_reported_and_the_cli_keeps_working(venv):
     assert "register_commands raised RuntimeError: no commands today" in dup
     (malformed,) = rows["malformed-hand"]["errors"]
     assert malformed.startswith("malformed hand: ") and malformed.endswith(
-        "hand.toml: colour: unknown key (allowed: description, driver, fingertips, limits, mount, name, urdf, vendor)")
+        "hand.toml: colour: unknown key (allowed: description, driver, fingertips, limits, mount, name, safety, urdf, vendor)")
     assert rows["xlhand.hands"]["errors"] == [] and rows["xlhand.plugins.sim_driver"]["drivers"] == ["sim"]
     assert "broken-import" in out["plugins_table"]
 
