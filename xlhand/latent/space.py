@@ -216,13 +216,18 @@ def resolve_space_path(name_or_path: str | Path | None) -> Path:
     return path
 
 
+def check_format(meta: dict, path: Path, fmt: str, version: int, what: str) -> None:
+    """One-line errors for a file of another format, or of a format version this xlhand does not read."""
+    if meta.get("format") != fmt:
+        raise XlhandError(f"not an xlhand {what} (format {meta.get('format')!r})", path)
+    if meta.get("format_version") != version:
+        raise XlhandError(f"{what} format version {meta.get('format_version')!r} is not supported "
+                          f"(this xlhand reads version {version})", path)
+
+
 def space_from_file(path: Path, resolver: HandResolver) -> Space:
     tensors, meta = read_safetensors(path)
-    if meta.get("format") != FORMAT:
-        raise XlhandError(f"not an xlhand space (format {meta.get('format')!r})", path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise XlhandError(f"space format version {meta.get('format_version')!r} is not supported "
-                          f"(this xlhand reads version {FORMAT_VERSION})", path)
+    check_format(meta, path, FORMAT, FORMAT_VERSION, "space")
     try:
         latent_dim = int(meta["latent_dim"])
         hidden = tuple(int(h) for h in meta["hidden"])

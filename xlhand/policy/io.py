@@ -32,15 +32,11 @@ def save_policy(path: str | Path, model: LatentPolicy, *, space_fingerprint: str
 def load_policy(path: str | Path, *, space_fingerprint: str | None = None) -> tuple[LatentPolicy, dict]:
     """The policy at ``path`` and its metadata; with ``space_fingerprint``, a policy of another space is a
     one-line error."""
-    from xlhand.latent.space import read_safetensors
+    from xlhand.latent.space import check_format, read_safetensors
 
     path = Path(path)
     tensors, meta = read_safetensors(path)
-    if meta.get("format") != FORMAT:
-        raise XlhandError(f"not a policy file (format {meta.get('format')!r})", path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise XlhandError(f"policy format version {meta.get('format_version')!r}; this xlhand reads "
-                          f"{FORMAT_VERSION}", path)
+    check_format(meta, path, FORMAT, FORMAT_VERSION, "policy")
     if not isinstance(meta.get("config"), dict):
         raise XlhandError("the policy metadata has no configuration", path)
     try:
