@@ -167,3 +167,37 @@ def interpolate(
         return
     console.print(f"wrote {output}  ({frames} frames, {start} -> {end}, hands: {hands})", highlight=False,
                   soft_wrap=True)
+
+
+@app.command("replay")
+def replay(
+    record: Path = typer.Argument(..., help="A run record (.npz) written by the control loop."),
+    output: Path = _output,
+    hand: str = typer.Option(None, "--hand", help="The hand to draw (default: the record's)."),
+    every: int = typer.Option(1, "--every", min=1, help="Draw every Nth step."),
+    size: int = typer.Option(256, "--size", min=16, max=2048, help="Pixels (square)."),
+    json: bool = _json,
+) -> None:
+    """An animation (.gif or .mp4) of a recorded run: the commanded joints, at the run's rate."""
+    from xlhand import load_hand
+    from xlhand.render import render_animation, render_trajectory
+    from xlhand.runtime.record import read_record
+
+    check_output_file(output, (".gif", ".mp4"))
+    if output.resolve() == record.resolve():
+        raise XlhandError("the output would overwrite the record", output)
+    rec = read_record(record)
+    with _warnings_to_stderr():
+        h = load_hand(hand or rec["hand"])
+        if list(h.joint_names) != rec["joint_names"]:
+            raise XlhandError(f"the record's joints ({len(rec['joint_names'])}) are not {h.name}'s "
+                              f"({h.dof}); give --hand", record)
+        qs = rec["command"][::every]
+        if len(qs) == 0:
+            raise XlhandError("the record holds no steps", record)
+        fps = float(rec["meta"].get("rate_hz", 20.0)) / every
+        render_animation(render_trajectory(h, qs, size=size), output, fps=fps)
+    if json:
+        print_json({"output": str(output), "frames": len(qs), "fps": fps, "hand": h.name})
+        return
+    console.print(f"wrote {output}  ({len(qs)} frames of {h.name} at {fps:g} fps)", highlight=False, soft_wrap=True)

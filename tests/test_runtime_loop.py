@@ -99,3 +99,30 @@ def test_the_emergency_stop_brakes_to_a_halt_and_closes_the_driver(inspire):
     assert np.allclose(q[-1], q[-2])  # halted
     assert not np.allclose(q[-1], np.clip(far, loop.limits.lower, loop.limits.upper))  # before reaching the target
     _sent_within_limits(driver, loop.limits, loop.dt)
+
+
+def test_a_run_is_recorded_and_replayed_as_an_animation(inspire, tmp_path, capsys):
+    import json as jsonlib
+
+    from xlhand.cli.main import main
+    from xlhand.runtime.record import read_record, write_record
+
+    hand, decode, _, dim = inspire
+    driver = SimDriver(hand, latency_s=0.0)
+    loop = ControlLoop(driver, lambda obs: np.tile(np.linspace(-1, 1, dim), (64, 1)), decode, execute=16, lead=4)
+    rep = loop.run(1.0)
+    path = write_record(tmp_path / "run.npz", rep, hand, driver.rate_hz)
+    rec = read_record(path)
+    assert rec["hand"] == "inspire" and rec["command"].shape == (20, hand.dof)
+    np.testing.assert_array_equal(rec["command"], rep.record["command"])
+    with pytest.raises(SystemExit) as info:
+        main(["render", "replay", str(path), "-o", str(tmp_path / "run.gif"), "--size", "48", "--every", "2",
+              "--json"])
+    out = jsonlib.loads(capsys.readouterr().out)
+    assert info.value.code == 0 and out["frames"] == 10 and out["fps"] == 10
+    assert (tmp_path / "run.gif").stat().st_size > 0
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(SystemExit) as info:
+        main(["render", "replay", str(tmp_path / "junk.npz"), "-o", str(tmp_path / "x.gif")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1 and "junk.npz" in err[0] and "not a run record" in err[0]

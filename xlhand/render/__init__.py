@@ -103,6 +103,14 @@ def render_hand(hand, q=None, *, size: int | tuple[int, int] = 512, markers: boo
     return next(_frames_of(hand, q[:1], width, height, view, markers, pinch_lines, ssaa))
 
 
+def render_trajectory(hand, qs, *, size: int | tuple[int, int] = 256, markers: bool = False,
+                      view: View = DEFAULT_VIEW, ssaa: int = 1) -> Iterator[np.ndarray]:
+    """Pictures of one hand at each row of ``qs (T, dof)`` (a recorded run, a decoded chunk), one per row."""
+    hand = _hand(hand)
+    width, height = (size, size) if isinstance(size, int) else size
+    yield from _frames_of(hand, _as_batch(hand, qs), width, height, view, markers, False, ssaa)
+
+
 def render_grid(cells: Sequence[tuple], *, size: int = 256, columns: int | None = None, title: str | None = None,
                 markers: bool = True, pinch_lines: bool = False, view: View = DEFAULT_VIEW,
                 ssaa: int = 2) -> np.ndarray:
