@@ -251,11 +251,16 @@ def demos(
         plan.append((hand, _task_list(tasks, hand, strict=tasks.strip() != "all")))
     reports = []
     total = sum(episodes * len(t) for _, t in plan)
-    with count_progress("demos", total) as advance, _sim_warnings():
-        for hand, task_objs in plan:
-            reports.append(record(hand, task_objs, episodes, output / hand.name, sp, image_size=(size, size),
-                                  workers=n_workers,
-                                  on_attempt=lambda task, ok, h=hand.name: advance(f"{h} {task}") if ok else None))
+    try:
+        with count_progress("demos", total) as advance, _sim_warnings():
+            for hand, task_objs in plan:
+                reports.append(record(hand, task_objs, episodes, output / hand.name, sp, image_size=(size, size),
+                                      workers=n_workers, on_attempt=lambda task, ok, h=hand.name:
+                                      advance(f"{h} {task}") if ok else None))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the episodes finished so far are kept in {output}; run the same command "
+                          "again to continue")
+        raise SystemExit(130) from None
     result = {r.root.name: {"path": str(r.root), "held": r.held, "added": r.added, "attempts": r.attempts}
               for r in reports}
     if json:

@@ -210,3 +210,32 @@ def test_pointing_is_not_applicable_to_a_gripper_whose_index_has_no_joint_of_its
     code, _, err = run(["sim", "eval", "--hand", str(panda), "--tasks", "point_index", "--episodes", "1"], capsys)
     assert code == 1
     one_line_error(err, "not applicable", "no joint of its own")
+
+
+def test_an_interrupt_with_workers_keeps_the_finished_episodes_and_stops_the_workers(tmp_path):
+    import multiprocessing
+
+    from xlhand import load_hand
+    from xlhand.loading import load_space
+    from xlhand.sim import demos
+    from xlhand.sim.dataset import read_dataset
+    from xlhand.sim.tasks import get_task
+
+    hand, space, tasks = load_hand("inspire"), load_space(), [get_task("point_index"), get_task("poke_box")]
+    root = tmp_path / "inspire"
+    seen = []
+
+    def interrupt_after_three(task, ok):
+        seen.append(task)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demos.record(hand, tasks, 4, root, space, image_size=(32, 32), workers=2, on_attempt=interrupt_after_three)
+    assert not multiprocessing.active_children()  # the workers were stopped
+    data = read_dataset(root)
+    assert len(data.episodes) == 3
+    report = demos.record(hand, tasks, 4, root, space, image_size=(32, 32), workers=2)
+    assert report.held == {"point_index": 4, "poke_box": 4} and sum(report.added.values()) == 5
+    seeds = sorted((e["task"], e["seed"]) for e in read_dataset(root).episodes)
+    assert seeds == [(t, s) for t in ("point_index", "poke_box") for s in range(4)]
