@@ -20,7 +20,7 @@ import torch
 
 from xlhand._util.atomic import atomic_path
 from xlhand.errors import XlhandError
-from xlhand.policy.data import Demos, latent_stats, load_demos
+from xlhand.policy.data import latent_stats, load_demos
 from xlhand.policy.io import save_policy
 from xlhand.policy.model import LatentPolicy, PolicyConfig, flow_noise, tokenize, vocabulary
 
@@ -115,8 +115,7 @@ def _load_checkpoint(path: Path, model: LatentPolicy, opt: torch.optim.Optimizer
 
 
 def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConfig = TrainConfig(),
-          policy: PolicyConfig | None = None, resume: bool = True, on_step=None,
-          demos: Demos | None = None) -> Path:
+          policy: PolicyConfig | None = None, resume: bool = True, on_step=None) -> Path:
     """Train a policy on the datasets at ``data`` and write it to ``out`` (rank 0 writes; every process returns
     ``out``). ``on_step(step, {"loss": ...})`` reports progress on rank 0."""
     cfg.check()
@@ -124,8 +123,7 @@ def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConf
     if cfg.batch % world:
         raise XlhandError(f"--batch {cfg.batch} does not split over {world} processes")
     base = policy or PolicyConfig()
-    demos = demos if demos is not None else load_demos(data, latent_dim=base.latent_dim,
-                                                       space_fingerprint=space_fingerprint)
+    demos = load_demos(data, latent_dim=base.latent_dim, space_fingerprint=space_fingerprint)
     side = int(demos.images.shape[1])
     config = PolicyConfig(**{**asdict(base), "vocab": vocabulary(demos.instruction), "image_size": side})
     torch.manual_seed(cfg.seed)  # the initial weights

@@ -55,7 +55,8 @@ class ControlLoop:
     """``policy`` chunks -> ``decode`` (latents -> joint targets) -> safety -> ``driver``, at ``driver.rate_hz``."""
 
     def __init__(self, driver: HandDriver, policy: Callable[[Observation], np.ndarray],
-                 decode: Callable[[np.ndarray], np.ndarray], *, encode: Callable[[np.ndarray], np.ndarray] | None = None,
+                 decode: Callable[[np.ndarray], np.ndarray], *,
+                 encode: Callable[[np.ndarray], np.ndarray] | None = None,
                  limits: SafetyLimits | None = None, execute: int = 32, lead: int = 8, blend: int = 4,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         if not 1 <= lead < execute:
@@ -166,10 +167,7 @@ class ControlLoop:
                 if first_of_chunk is not None:  # from the chunk being in hand (and due) to its command sent
                     latency.append(max(0.0, sent_at - max(first_of_chunk, due)))
                     first_of_chunk = None
-                rec["t"].append(k * self.dt)
-                rec["target"].append(np.full(self.driver.dof, np.nan) if target is None else target)
-                rec["command"].append(cmd)
-                rec["measured"].append(measured)
+                self._log(rec, k * self.dt, target, cmd, measured)
                 rep.steps += 1
             else:
                 rep.stopped_by = "seconds"
@@ -191,16 +189,20 @@ class ControlLoop:
         rep.record = {k: np.array(v) for k, v in rec.items()}
         return rep
 
+    def _log(self, rec: dict, t: float, target, cmd: np.ndarray, measured: np.ndarray) -> None:
+        rec["t"].append(t)
+        rec["target"].append(np.full(self.driver.dof, np.nan) if target is None else target)
+        rec["command"].append(cmd)
+        rec["measured"].append(measured)
+
     def _brake(self, layer: SafetyLayer, rep: RunReport, rec: dict) -> None:
         """Commands until the layer has braked to a halt (at most two seconds)."""
         for i in range(int(2.0 / self.dt)):
             before = layer.q.copy()
             cmd = layer.step(None, (rep.steps + i) * self.dt)
             self.driver.send(cmd)
-            rec["t"].append((rep.steps + i) * self.dt)
-            rec["target"].append(np.full(self.driver.dof, np.nan))
-            rec["command"].append(cmd)
-            rec["measured"].append(np.asarray(self.driver.read_state().q, dtype=np.float64))
+            measured = np.asarray(self.driver.read_state().q, dtype=np.float64)
+            self._log(rec, (rep.steps + i) * self.dt, None, cmd, measured)
             if np.allclose(cmd, before, atol=1e-12) and np.allclose(layer.v, 0.0, atol=1e-12):
                 break
             self.sleep(self.dt)

@@ -40,7 +40,6 @@ class TcpDriver(HandDriver):
         self.faults: list[str] = []
         self._sock: socket.socket | None = None
         self._buf = b""
-        self._last_q = np.zeros(self.dof)
         self._last_cmd: str | None = None
         self._seq = 0
 
@@ -143,7 +142,6 @@ class TcpDriver(HandDriver):
             q = np.array([float(v) for v in parts[1:]])
         except ValueError:
             raise DriverError(f"{self.hand.name}: the device sent {text[:80]!r} for STATE?") from None
-        self._last_q = q
         return JointState(q, time.monotonic())
 
 

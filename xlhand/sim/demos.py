@@ -9,6 +9,7 @@ largest one it holds, until the task has the episodes asked for (or its attempts
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xlhand._util.atomic import write_text_atomic
 from xlhand.errors import XlhandError
 from xlhand.hand.model import Hand
 from xlhand.sim.dataset import DatasetWriter
@@ -80,7 +82,7 @@ def record(hand: Hand, tasks: list[Task], episodes: int, root: Path, space, *,
         check_applicable(task, hand)
     space.hand(hand.name)  # a one-line error when the space has no adapter for this hand
     report = RecordReport(Path(root))
-    _check_space_record(Path(root), space.fingerprint, hand.name)
+    _check_space_record(Path(root), space.fingerprint)
     with DatasetWriter(root, fps=CONTROL_HZ, features=features(hand, space.latent_dim, image_size),
                        robot_type=hand.name, image_keys=(IMAGE_KEY,)) as writer:
         _write_space_record(Path(root), space.fingerprint, hand.name)
@@ -110,8 +112,6 @@ SPACE_RECORD = "meta/xlhand.json"  # the space whose encoders gave the latents (
 
 def read_space_record(root: Path) -> dict:
     """``{"space_fingerprint", "hand"}`` of a dataset ``xlhand sim demos`` recorded ({} for other datasets)."""
-    import json
-
     path = Path(root) / SPACE_RECORD
     if not path.exists():
         return {}
@@ -124,7 +124,7 @@ def read_space_record(root: Path) -> dict:
     return rec
 
 
-def _check_space_record(root: Path, fingerprint: str, hand: str) -> None:
+def _check_space_record(root: Path, fingerprint: str) -> None:
     rec = read_space_record(root)
     if rec and rec.get("space_fingerprint") != fingerprint:
         raise XlhandError(f"its latents come from another space ({str(rec.get('space_fingerprint'))[:12]}, not "
@@ -132,10 +132,6 @@ def _check_space_record(root: Path, fingerprint: str, hand: str) -> None:
 
 
 def _write_space_record(root: Path, fingerprint: str, hand: str) -> None:
-    import json
-
-    from xlhand._util.atomic import write_text_atomic
-
     if not (root / SPACE_RECORD).exists():
         write_text_atomic(root / SPACE_RECORD, json.dumps({"space_fingerprint": fingerprint, "hand": hand}) + "\n")
 

@@ -335,16 +335,21 @@ def grasp_candidates(paths: ClosingPaths, shape: str, size, rest_height: float, 
         a_pre = np.zeros(paths.tips.shape[1])
         a_touch = np.zeros_like(a_pre)
         for k, f in enumerate(gi):
-            dd = P[:, paths.owner == f] - c
-            along = dd @ down
-            radial = np.linalg.norm(dd - along[..., None] * down, axis=-1)
-            bad = ((along > -top - pad) & (radial < r_col + pad + clear)).any(1)
+            bad = _in_column(P[:, paths.owner == f] - c, down, top + pad, r_col + pad + clear)
             j, s0 = int(first[ci, k]), int(start[ci, k])
             free = np.flatnonzero(np.cumsum(bad[s0:j]) == 0)
             a_pre[f] = paths.alphas[s0 + free[-1] if len(free) else s0]
             a_touch[f] = paths.alphas[min(j, A - 1)]
         out.append(GraspCandidate(c, a_pre, a_touch, float(score[ci]), normals[ci], pitch, facing))
     return out
+
+
+def _in_column(d: np.ndarray, down: np.ndarray, above: float, radius: float) -> np.ndarray:
+    """Whether any of the points ``d (..., N, 3)`` (offsets from the object's centre) lies in the column the object
+    sweeps while the hand comes down onto it: below ``above`` over the centre and within ``radius`` of its axis."""
+    along = d @ down
+    radial = np.linalg.norm(d - along[..., None] * down, axis=-1)
+    return ((along > -above) & (radial < radius)).any(-1)
 
 
 def _centre_grid(paths: ClosingPaths, size, shape: str, extent: float) -> np.ndarray:
@@ -406,9 +411,7 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
             sel = owner == f
             rows_k = late[start[late, k] > 0]
             ds = d[rows_k, np.minimum(start[rows_k, k], A - 1)][:, sel]  # (R, Nf, 3) at the start posture
-            along = ds @ down
-            radial = np.linalg.norm(ds - along[..., None] * down, axis=-1)
-            good[rows_k, k] &= ~((along > -top - pad) & (radial < r_col + pad + clear)).any(1)
+            good[rows_k, k] &= ~_in_column(ds, down, top + pad, r_col + pad + clear)
     clean = good | (first == A)  # a finger that misses the object altogether may close past it
     ok = clean.all(1) & good[:, 0] & (good.sum(1) >= min_touch)
     missed = first == A
@@ -420,8 +423,6 @@ def _score(paths: ClosingPaths, C, shape, size, rest_height, down, facing, pad, 
     still = ~mine
     if still.any():
         ds = paths.points[0, still][None] - C[:, None]
-        along = ds @ down
-        radial = np.linalg.norm(ds - along[..., None] * down, axis=-1)
-        ok &= ~(along > rest_height - pad).any(1)
-        ok &= ~((along > -top - pad) & (radial < r_col + pad)).any(1)
+        ok &= ~((ds @ down) > rest_height - pad).any(1)
+        ok &= ~_in_column(ds, down, top + pad, r_col + pad)
     return first, normals, heights, sinks, aligned, ok, start
