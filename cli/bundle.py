@@ -16,17 +16,23 @@ app = typer.Typer(help="VLA bundles: a frozen space, plugged hands, a policy.", 
 def create(
     directory: Path = typer.Argument(..., help="The bundle directory to create."),
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
+    prebuilt: bool = typer.Option(False, "--prebuilt", help="The prebuilt VLA bundle: the shipped space and the "
+                                  "policy trained for it."),
+    policy: Path = typer.Option(None, "--policy", help="A policy file of the space to put in the bundle."),
     json: bool = typer.Option(False, "--json", help="Print the new bundle's config.json as JSON."),
 ) -> None:
-    """Create a bundle around a space (no policy yet)."""
-    from xlhand.bundle.store import create_bundle
+    """Create a bundle around a space, with no policy, a policy of that space, or (--prebuilt) the shipped one."""
+    from xlhand.bundle.store import create_bundle, create_prebuilt_bundle
+    from xlhand.errors import XlhandError
 
-    config = create_bundle(directory, space)
+    if prebuilt and (space is not None or policy is not None):
+        raise XlhandError("--prebuilt brings the shipped space and policy; it takes no --space or --policy")
+    config = create_prebuilt_bundle(directory) if prebuilt else create_bundle(directory, space, policy=policy)
     if json:
         print_json({"path": str(directory), **config})
         return
     console.print(f"created {directory}: hands {', '.join(config['hands'])}, "
-                  f"space {config['space_fingerprint'][:16]}")
+                  f"space {config['space_fingerprint'][:16]}, policy {config['policy'] or 'none'}")
 
 
 @app.command("show")

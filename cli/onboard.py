@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from xlhand.cli.output import console, err_console, print_json
-from xlhand.cli.progress import training_progress
+from xlhand.cli.progress import count_progress, training_progress
 from xlhand.errors import XlhandError
 
 
@@ -38,6 +38,9 @@ def onboard(
     report: Path = typer.Option(None, "--report", help="Also write the quality report as JSON to this file."),
     json: bool = typer.Option(False, "--json", help="Print the quality report as JSON (messages go to stderr)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the physics check of a bundle's policy on the new "
+                                 "hand."),
+    eval_episodes: int = typer.Option(3, "--eval-episodes", help="Episodes per task in the physics check."),
 ) -> None:
     """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle.
 
@@ -76,6 +79,43 @@ def onboard(
         return
     show_report(result.report)
     console.print(wrote)
+    if result.bundle is not None and not no_eval:
+        physics_check(result.bundle, result.hand.name, eval_episodes)
+
+
+def physics_check(bundle: Path, hand: str, episodes: int) -> None:
+    """The bundle's policy driving the new hand on every task it can do, in MuJoCo, and a GIF of each task."""
+    from xlhand.bundle.config import read_config
+
+    if not read_config(bundle).get("policy"):
+        return
+    try:
+        import mujoco  # noqa: F401
+    except ImportError:
+        err_console.print("physics check skipped: MuJoCo is not installed (pip install 'xlhand[sim]')")
+        return
+    from xlhand.cli.policy import _controller, print_success
+    from xlhand.cli.sim import _sim_warnings
+    from xlhand.policy.evaluate import evaluate, write_gifs
+    from xlhand.sim.pool import default_workers
+    from xlhand.sim.tasks import TASKS, applicable
+
+    if episodes < 1:
+        raise XlhandError(f"--eval-episodes must be at least 1, not {episodes}")
+    controller = _controller(bundle, None, None, 16)
+    _, sp = controller.load()
+    h = sp.hand(hand)
+    tasks = [t for t in TASKS.values() if applicable(t, h)]
+    if not tasks:
+        console.print(f"physics check: {hand} can do none of the tasks (its fingers: {', '.join(h.fingers)})")
+        return
+    with count_progress(f"physics check of {hand} with the bundle's policy", len(tasks) * episodes) as advance, \
+            _sim_warnings():
+        info = evaluate(controller, [h], tasks, episodes, workers=default_workers(), demonstrator=False,
+                        progress=advance)
+        gifs = write_gifs(Path(f"{hand}-policy"), controller, [h], tasks)
+    print_success(info, [t.name for t in tasks])
+    console.print(f"the policy never saw {hand} act; GIFs of its episodes: {gifs[0].parent}/", highlight=False)
 
 
 def show_report(report: dict) -> None:

@@ -12,7 +12,8 @@ from xlhand.cli.output import console, err_console, print_json
 from xlhand.cli.progress import training_progress
 from xlhand.errors import XlhandError
 
-app = typer.Typer(help="The latent-action policy: train it on demonstrations.", no_args_is_help=True)
+app = typer.Typer(help="The latent-action policy: train it on demonstrations, evaluate it in physics.",
+                  no_args_is_help=True)
 
 
 @app.command("train")
@@ -68,3 +69,101 @@ def train(
         print_json(info)
         return
     console.print(f"wrote {out} ({steps} steps on {world} process(es), {seconds:.0f} s)", highlight=False)
+
+
+@app.command("eval")
+def eval_(
+    bundle: Path = typer.Option(None, "--bundle", help="A VLA bundle with a policy (its space and plugged hands)."),
+    policy: Path = typer.Option(None, "--policy", help="A policy file (instead of a bundle's)."),
+    space: str = typer.Option(None, "--space", help="With --policy: the space holding the hands' adapters "
+                              "(name, file or bundle; default: shipped)."),
+    hands: str = typer.Option(None, "--hand", "--hands", help="Comma-separated hands (default: every hand of the "
+                              "space)."),
+    tasks: str = typer.Option("all", "--tasks", help="Comma-separated task names, or 'all'."),
+    episodes: int = typer.Option(10, "--episodes", help="Episodes per hand and task (seeds --seed..)."),
+    seed: int = typer.Option(0, "--seed", help="First episode seed."),
+    execute: int = typer.Option(16, "--execute", help="Steps of each 64-step chunk played before replanning."),
+    demonstrator: bool = typer.Option(True, "--demonstrator/--no-demonstrator",
+                                      help="Also run the scripted demonstrator on the same seeds."),
+    gif: Path = typer.Option(None, "--gif", help="Folder: one GIF per hand and task (the first seed)."),
+    workers: int = typer.Option(0, "--workers", help="Simulation processes (0: one per core)."),
+    json: bool = typer.Option(False, "--json", help="Print the tables as JSON."),
+) -> None:
+    """The policy in closed loop in physics: a success table hands x tasks, the demonstrator's beside it."""
+    from xlhand.cli.progress import count_progress
+    from xlhand.cli.sim import _mujoco, _sim_warnings, _task_list, _worker_count
+    from xlhand.policy.evaluate import evaluate, write_gifs
+    from xlhand.sim.tasks import applicable
+
+    _mujoco()
+    if episodes < 1:
+        raise XlhandError(f"--episodes must be at least 1, not {episodes}")
+    if not 1 <= execute <= 64:
+        raise XlhandError(f"--execute must be between 1 and 64, not {execute}")
+    controller = _controller(bundle, policy, space, execute)
+    _, sp = controller.load()
+    names = [h.strip() for h in hands.split(",") if h.strip()] if hands else sp.hands
+    unknown = [n for n in names if n not in sp.hands]
+    if unknown:
+        raise XlhandError(f"not in the policy's space: {', '.join(unknown)} (it has {', '.join(sp.hands)}); "
+                          "onboard them into the bundle first")
+    loaded = [sp.hand(n) for n in names]
+    task_objs = _task_list(tasks, loaded[0], strict=len(loaded) == 1 and tasks.strip() != "all")
+    cells = sum(applicable(t, h) for h in loaded for t in task_objs)
+    started = time.perf_counter()
+    with count_progress("episodes", cells * episodes * (2 if demonstrator else 1)) as advance, _sim_warnings():
+        info = evaluate(controller, loaded, task_objs, episodes, seed=seed, workers=_worker_count(workers),
+                        demonstrator=demonstrator, progress=advance)
+    info["policy"] = controller.policy
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    if gif is not None:
+        with _sim_warnings():
+            paths = write_gifs(gif, controller, loaded, task_objs, seed)
+        info["gifs"] = [str(p) for p in paths]
+    if json:
+        print_json(info)
+        return
+    print_success(info, [t.name for t in task_objs])
+    if gif is not None:
+        console.print(f"wrote {len(info['gifs'])} GIFs to {gif}", highlight=False)
+
+
+def _controller(bundle, policy, space, execute):
+    from xlhand.bundle.config import read_config
+    from xlhand.policy.rollout import PolicyController
+
+    if (bundle is None) == (policy is None):
+        raise XlhandError("give either --bundle or --policy")
+    if bundle is not None:
+        if space is not None:
+            raise XlhandError("--space goes with --policy; a bundle brings its own space")
+        config = read_config(bundle)
+        if not config.get("policy"):
+            raise XlhandError("the bundle has no policy (create one with `xlhand bundle create --prebuilt`)",
+                              bundle / "config.json")
+        return PolicyController(str(bundle / config["policy"]), str(bundle), execute)
+    return PolicyController(str(policy), space, execute)
+
+
+def print_success(info: dict, tasks: list[str]) -> None:
+    """The policy's success table, the demonstrator's in brackets where it ran."""
+    from rich.table import Table
+
+    from xlhand.policy.evaluate import mean_success
+
+    table, demo = info["success"], info.get("demonstrator")
+    title = f"policy success over {info['episodes']} episodes" + (" (demonstrator's in brackets)" if demo else "")
+    out = Table(title=title)
+    out.add_column("hand")
+    for t in tasks:
+        out.add_column(t, justify="right")
+    out.add_column("mean", justify="right")
+
+    def cell(v, d):
+        return "n/a" if v is None else f"{v:.2f}" + (f" ({d:.2f})" if d is not None else "")
+
+    for hand, row in table.items():
+        drow = demo[hand] if demo else {}
+        out.add_row(hand, *[cell(row[t], drow.get(t)) for t in tasks],
+                    cell(mean_success({hand: row}), mean_success({hand: drow}) if demo else None))
+    console.print(out)

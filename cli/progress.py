@@ -8,6 +8,7 @@ import time
 from xlhand.cli.output import err_console
 
 REFRESH_S = 0.25  # seconds between redraws
+LOG_S = 30.0  # seconds between plain progress lines when stderr is not a terminal (a log file, CI)
 
 
 @contextlib.contextmanager
@@ -38,12 +39,20 @@ def training_progress(description: str, total: int, start: int = 0):
     started = False
     shown = 0.0
 
+    logged = time.monotonic()
+
     def on_step(step: int, losses: dict[str, float]) -> None:
-        nonlocal started, shown
+        nonlocal started, shown, logged
+        now = time.monotonic()
+        if not err_console.is_terminal:  # a bar is drawn only at the end there: a line now and then instead
+            if step == total or now - logged >= LOG_S:
+                terms = "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
+                err_console.print(f"{description}: step {step}/{total}  {terms}", highlight=False)
+                logged = now
+            return
         if not started:  # the bar appears with the first step, after set-up errors could have been reported
             progress.start()
             started = True
-        now = time.monotonic()
         if step == total or (step % 10 == 0 and now - shown >= REFRESH_S):
             terms = "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
             progress.update(task, completed=step, terms=terms, refresh=True)

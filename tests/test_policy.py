@@ -51,11 +51,11 @@ def test_training_lowers_the_loss_and_the_policy_file_round_trips(demos_root, tm
     assert meta["training"]["hands"] == ["inspire"] and meta["training"]["tasks"] == ["point_index", "poke_box"]
     assert model.config.image_size == 32 and "point" in model.config.vocab
     tok = tokenize(model.config, ["point with the index finger"])
-    z = model.sample(torch.zeros(1, 32, 32, 3, dtype=torch.uint8), tok, torch.zeros(1, 32),
+    z = model.sample(torch.zeros(1, 32, 32, 3, dtype=torch.uint8), tok, torch.zeros(1, 41),
                      generator=torch.Generator().manual_seed(0))
-    assert z.shape == (1, 64, 32) and torch.isfinite(z).all()
-    # the latent statistics travel with the weights
-    assert not torch.allclose(model.latent_std, torch.ones(32))
+    assert z.shape == (1, 64, 41) and torch.isfinite(z).all()  # 32 latent + 9 arm numbers a step
+    # the normalisation statistics travel with the weights
+    assert not torch.allclose(model.action_std, torch.ones(41))
 
 
 def test_a_policy_refuses_another_space_and_a_truncated_file(demos_root, tmp_path):

@@ -31,8 +31,10 @@ from xlhand.packaging.handtoml import hand_toml
 from xlhand.registry import load_hand, registry
 
 
-def create_bundle(directory: str | Path, space: str | Path | None = None) -> dict:
-    """Create a bundle at ``directory`` (which must not exist or be empty) around a space (no policy yet)."""
+def create_bundle(directory: str | Path, space: str | Path | None = None, *, policy: str | Path | None = None,
+                  policy_eval: dict | None = None) -> dict:
+    """Create a bundle at ``directory`` (which must not exist or be empty) around a space, with ``policy`` (a
+    policy file of that space; its evaluation record ``policy_eval`` goes into the model card) or none."""
     directory = Path(directory)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise XlhandError("already exists and is not an empty directory; refusing to overwrite", directory)
@@ -40,6 +42,11 @@ def create_bundle(directory: str | Path, space: str | Path | None = None) -> dic
     if space_path.is_dir():
         raise XlhandError("a bundle is created from a space file, not from another bundle", space_path)
     sp = space_from_file(space_path, registered_hand)
+    policy_meta = None
+    if policy is not None:
+        from xlhand.policy.io import load_policy
+
+        _, policy_meta = load_policy(policy, space_fingerprint=sp.fingerprint)
     config = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
@@ -51,12 +58,16 @@ def create_bundle(directory: str | Path, space: str | Path | None = None) -> dic
         "space_hands": sp.hands,
         "hands": {name: {"adapter": "space", "kinematics": sp.sources.get(name) or {"registered": name}}
                   for name in sp.hands},
-        "policy": None,
+        "policy": "policy.safetensors" if policy is not None else None,
     }
+    if policy_meta is not None:
+        config["policy_info"] = {"training": policy_meta.get("training", {}), "eval": policy_eval or {}}
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         shutil.copyfile(sp.path, staging / "space.safetensors")
+        if policy is not None:
+            shutil.copyfile(policy, staging / "policy.safetensors")
         (staging / "adapters").mkdir()
         (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(model_card(config), encoding="utf-8")
@@ -67,6 +78,16 @@ def create_bundle(directory: str | Path, space: str | Path | None = None) -> dic
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return config
+
+
+def create_prebuilt_bundle(directory: str | Path) -> dict:
+    """The prebuilt VLA bundle: the shipped default space and the policy shipped for it."""
+    from xlhand.policy.prebuilt import prebuilt_eval, prebuilt_policy
+
+    policy = prebuilt_policy()
+    if policy is None:
+        raise XlhandError("this installation ships no prebuilt policy (xlhand/policy/weights/default.safetensors)")
+    return create_bundle(directory, None, policy=policy, policy_eval=prebuilt_eval())
 
 
 def _bundle_hand_resolver(bundle: Path, config: dict):

@@ -129,8 +129,8 @@ def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConf
     torch.manual_seed(cfg.seed)  # the initial weights
     model = LatentPolicy(config)
     mean, std = latent_stats(demos)
-    model.latent_mean.copy_(mean)
-    model.latent_std.copy_(std)
+    model.action_mean.copy_(mean)
+    model.action_std.copy_(std)
     tokens = tokenize(config, demos.instruction)  # per episode
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     meta = {"config": config.to_dict(), "train": asdict(cfg), "space_fingerprint": space_fingerprint,
@@ -150,14 +150,14 @@ def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConf
     while step < cfg.steps:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         idx = torch.randint(len(demos), (cfg.batch,), generator=g)
-        noise, t = flow_noise((cfg.batch, config.chunk, config.latent_dim), g)
+        noise, t = flow_noise((cfg.batch, config.chunk, config.action_dim), g)
         mine = slice(rank * per, (rank + 1) * per)
         idx, noise, t = idx[mine], noise[mine], t[mine]
-        images, _, state, chunk = demos.batch(idx, config.chunk)
+        images, _, state, chunk, weights = demos.batch(idx, config.chunk)
         tok = tokens[demos.frame_episode[idx]]
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step)
-        loss = ddp(images, tok, state, chunk, noise, t)  # the module's forward is its flow-matching loss
+        loss = ddp(images, tok, state, chunk, noise, t, weights)  # the module's forward is its training loss
         if not torch.isfinite(loss):
             raise XlhandError(f"training diverged at step {step} (loss {float(loss)}); try a lower --lr")
         opt.zero_grad(set_to_none=True)

@@ -21,7 +21,8 @@ import torch
 
 from xlhand.hand.model import Hand
 from xlhand.sim.build import HUMAN_HAND_LENGTH, hand_length
-from xlhand.sim.grasp import APPROACH, ClosingPaths, GraspCandidate, closing_paths, finger_joints, grasp_candidates
+from xlhand.sim.grasp import APPROACH as GRASP_CLEARANCE
+from xlhand.sim.grasp import ClosingPaths, GraspCandidate, closing_paths, finger_joints, grasp_candidates
 from xlhand.sim.tasks import SCALE_RANGE, Task, Trace, check_applicable, succeeded
 from xlhand.sim.world import CONTROL_HZ, ObjectState, World, wrist_rotation
 
@@ -37,7 +38,23 @@ SAFETY, FRICTION_GUESS = 4.0, 0.8  # ... or enough to carry SAFETY times the wei
 SIZE_BUCKET = 0.003  # m: grasps are planned and trialled per object size bucket (human-sized hand; scales)
 TRIALS, TRIAL_SEED = 4, 12345  # physics trials per candidate when choosing a grasp, on objects from this seed
 
+HOME_Z = 0.15  # m (scales): every episode starts with the open hand's fingertip centroid this high over the table
+APPROACH = {"rise": 0.5, "over": 1.0, "down": 0.75}  # s: up to a clear height, over the start pose, down to it
+CLEAR = 0.02  # m (scales): the hand's reach clears the object's top by this while it turns
 PHASES = {"settle": 0.25, "descend": 1.0, "squeeze": 0.25, "lift": 1.0, "hold": 1.25, "open": 0.5, "after": 1.25}
+POINT_PHASES = {"wait": 0.5, "point": 1.0, "hold": 1.5}
+POKE_PHASES = {"push": 1.5, "hold": 0.75}
+
+
+def episode_seconds(task: Task) -> float:
+    """The longest the demonstrator's plan for ``task`` lasts (s), from the home pose."""
+    if task.grasp == "point":
+        return sum(POINT_PHASES.values())
+    reach = sum(APPROACH.values()) + PHASES["settle"]
+    if task.grasp == "poke":
+        return reach + sum(POKE_PHASES.values())
+    grasp = reach + PHASES["descend"] + CLOSE_STEPS / CONTROL_HZ + PHASES["squeeze"] + PHASES["lift"] + PHASES["hold"]
+    return grasp + (PHASES["open"] + PHASES["after"] if task.success == "release" else 0.0)
 
 
 def hand_scale(hand: Hand) -> float:
@@ -132,6 +149,25 @@ class HandPlanner:
         rots, below = self._cache["poke_rot"]
         return rots[0] if below[0] <= room else rots[int(np.argmin(below))]
 
+    def clear_height(self, obj: ObjectState | None) -> float:
+        """A wrist height from which no posture or turn of the hand reaches the object."""
+        top = 2 * obj.rest_z if obj is not None else 0.0
+        return top + float(self.reach_hi.max()) + CLEAR * self.scale
+
+    def home(self) -> Step:
+        """The pose every episode starts from, demonstrated or not: the open hand (every finger), palm down,
+        fingers along +x, its fingertip centroid ``HOME_Z`` (scaled) above the table's centre."""
+        if "home" not in self._cache:
+            from xlhand.sim.grasp import open_posture
+
+            q = open_posture(self.hand, list(range(len(self.hand.fingers)))).numpy()
+            rot = wrist_rotation(0.0)
+            with torch.no_grad():
+                c = self.hand.fingertips(torch.as_tensor(q[None], dtype=torch.float32)).double().numpy()[0].mean(0)
+            self._cache["home"] = (q, np.array([0.0, 0.0, HOME_Z * self.scale]) - rot @ c, rot)
+        q, pos, rot = self._cache["home"]
+        return q.copy(), pos.copy(), rot.copy()
+
     def point_pose(self) -> np.ndarray:
         if "point" in self._cache:
             return self._cache["point"]
@@ -187,11 +223,39 @@ def _hold(q, pos, rot, seconds) -> Iterator[Step]:
         yield q, pos, rot
 
 
-def _move(q0, q1, p0, p1, rot, seconds) -> Iterator[Step]:
+def _move(q0, q1, p0, p1, rot, seconds, rot1=None) -> Iterator[Step]:
+    """A smooth move (cosine profile) of joints and wrist; with ``rot1`` the wrist also turns from ``rot``."""
     n = max(1, int(round(seconds * CONTROL_HZ)))
     for k in range(1, n + 1):
         a = 0.5 - 0.5 * math.cos(math.pi * k / n)  # smooth start and stop
-        yield q0 + a * (q1 - q0), p0 + a * (p1 - p0), rot
+        yield q0 + a * (q1 - q0), p0 + a * (p1 - p0), rot if rot1 is None else _turn(rot, rot1, a)
+
+
+def _turn(r0: np.ndarray, r1: np.ndarray, a: float) -> np.ndarray:
+    """The rotation a fraction ``a`` of the way from ``r0`` to ``r1`` (about the axis between them)."""
+    rel = r0.T @ r1
+    angle = math.acos(float(np.clip((np.trace(rel) - 1) / 2, -1.0, 1.0)))
+    if angle < 1e-9:
+        return r1.copy()
+    if angle > math.pi - 1e-6:  # half a turn: the axis is the eigenvector of eigenvalue 1
+        w, v = np.linalg.eigh((rel + rel.T) / 2)
+        axis = v[:, int(np.argmax(w))]
+    else:
+        axis = np.array([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]]) / (2 * math.sin(angle))
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    th = a * angle
+    return r0 @ (np.eye(3) + math.sin(th) * K + (1 - math.cos(th)) * K @ K)
+
+
+def approach(home: Step, start: Step, clear_z: float) -> Iterator[Step]:
+    """From the home pose up to ``clear_z`` (where no turn of the hand reaches the object), over the task's start
+    pose (turning the wrist and shaping the fingers on the way), then straight down to it."""
+    (qh, ph, rh), (qs, ps, rs) = home, start
+    z = max(ph[2], ps[2], clear_z)
+    up = np.array([ph[0], ph[1], z])
+    yield from _move(qh, qh, ph, up, rh, APPROACH["rise"])
+    yield from _move(qh, qs, up, np.array([ps[0], ps[1], z]), rh, APPROACH["over"], rot1=rs)
+    yield from _move(qs, qs, np.array([ps[0], ps[1], z]), ps, rs, APPROACH["down"])
 
 
 def _grasp_steps(world: World, planner: HandPlanner, task: Task, paths: ClosingPaths, cand: GraspCandidate,
@@ -202,7 +266,7 @@ def _grasp_steps(world: World, planner: HandPlanner, task: Task, paths: ClosingP
     own = {i: planner.bodies.get(f, set()) for i, f in enumerate(fingers)}
     a = cand.a_pre.copy()
     q_pre = paths.posture(a, joints, fingers)
-    p_above = p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale])
+    p_above = p_grasp + np.array([0.0, 0.0, GRASP_CLEARANCE * planner.scale])
     yield from _hold(q_pre, p_above, rot, PHASES["settle"])
     yield from _move(q_pre, q_pre, p_above, p_grasp, rot, PHASES["descend"])
     moving = set(paths.grasp)
@@ -257,13 +321,23 @@ def _grasp_pose(obj: ObjectState, cand: GraspCandidate) -> tuple[np.ndarray, np.
 
 
 def _run_grasp(world: World, planner: HandPlanner, task: Task, seed: int, obj: ObjectState,
-               cand: GraspCandidate, render: bool) -> Episode:
+               cand: GraspCandidate, render: bool, from_home: bool = True) -> Episode:
+    """The grasp episode; ``from_home=False`` (the short trials that choose a grasp) starts at the pre-grasp."""
     paths = planner.paths(task)
     rot, p_grasp = _grasp_pose(obj, cand)
     q_pre = paths.posture(cand.a_pre, planner.joints, planner.hand.fingers)
-    start = (q_pre, p_grasp + np.array([0.0, 0.0, APPROACH * planner.scale]), rot)
+    start = (q_pre, p_grasp + np.array([0.0, 0.0, GRASP_CLEARANCE * planner.scale]), rot)
     steps = _grasp_steps(world, planner, task, paths, cand, p_grasp, rot)
-    return execute(world, planner, task, seed, obj, start, steps, render=render, grasp_wrist_z=float(p_grasp[2]))
+    if from_home:
+        home = planner.home()
+        steps = _chain(approach(home, start, planner.clear_height(obj)), steps)
+        return execute(world, planner, task, seed, obj, home, steps, render=render)
+    return execute(world, planner, task, seed, obj, start, steps, render=render)
+
+
+def _chain(*parts: Iterator[Step]) -> Iterator[Step]:
+    for part in parts:
+        yield from part
 
 
 def choose_grasp(world: World, planner: HandPlanner, task: Task, obj: ObjectState) -> GraspCandidate | None:
@@ -288,7 +362,7 @@ def choose_grasp(world: World, planner: HandPlanner, task: Task, obj: ObjectStat
     for cand in cands:
         wins = 0
         for k, trial in enumerate(trials):
-            wins += _run_grasp(world, planner, task, -1, trial, cand, False).success
+            wins += _run_grasp(world, planner, task, -1, trial, cand, False, from_home=False).success
             if wins + (TRIALS - k - 1) <= best_wins:
                 break  # cannot beat the best any more
         if wins > best_wins:
@@ -305,15 +379,14 @@ def run_episode(world: World, planner: HandPlanner, task: Task, seed: int, *, re
     rng = np.random.default_rng(seed)
     s = planner.scale
     obj = task.object.sample(rng, s) if task.object is not None else None
-    if task.grasp == "point":
-        rot = wrist_rotation(0.0)
-        L = world.info.length
-        pos = np.array([-0.4 * L, 0.0, 0.7 * L + 0.03])  # clear of the table, in the camera's view
-        q_open = np.clip(np.zeros(world.hand.dof), world.lower, world.upper)
+    home = planner.home()
+    if task.grasp == "point":  # where the hand is: at home, clear of the table, in the camera's view
+        q_open, pos, rot = home
         q_pt = planner.point_pose()
-        steps = [*_move(q_open, q_pt, pos, pos, rot, 1.0), *_hold(q_pt, pos, rot, 1.5)]
-        return execute(world, planner, task, seed, obj, (q_open, pos, rot), iter(steps), render=render,
-                       grasp_wrist_z=float(pos[2]))
+        P = POINT_PHASES
+        steps = [*_hold(q_open, pos, rot, P["wait"]), *_move(q_open, q_pt, pos, pos, rot, P["point"]),
+                 *_hold(q_pt, pos, rot, P["hold"])]
+        return execute(world, planner, task, seed, obj, home, iter(steps), render=render)
     if task.grasp == "poke":
         q_pt = planner.point_pose()
         with torch.no_grad():
@@ -326,22 +399,17 @@ def run_episode(world: World, planner: HandPlanner, task: Task, seed: int, *, re
         face = bx - obj.size[0] * abs(math.cos(obj.yaw)) - obj.size[1] * abs(math.sin(obj.yaw))
         p0 = np.array([face - 0.03 * s - 0.02, by, z_tip]) - tips_w[i]
         p1 = p0 + np.array([0.03 * s + 0.02 + 0.06, 0.0, 0.0])
-        steps = [*_hold(q_pt, p0, rot, PHASES["settle"]), *_move(q_pt, q_pt, p0, p1, rot, 1.5),
-                 *_hold(q_pt, p1, rot, 0.75)]
-        return execute(world, planner, task, seed, obj, (q_pt, p0, rot), iter(steps), render=render,
-                       grasp_wrist_z=float(p0[2]))
+        steps = [*approach(home, (q_pt, p0, rot), planner.clear_height(obj)), *_hold(q_pt, p0, rot, PHASES["settle"]),
+                 *_move(q_pt, q_pt, p0, p1, rot, POKE_PHASES["push"]), *_hold(q_pt, p1, rot, POKE_PHASES["hold"])]
+        return execute(world, planner, task, seed, obj, home, iter(steps), render=render)
     cand = choose_grasp(world, planner, task, obj)
-    if cand is None:  # no geometric grasp at all: an honest failure, recorded as a hold over the object
-        q_open = np.clip(np.zeros(world.hand.dof), world.lower, world.upper)
-        pos = np.array([obj.xy[0], obj.xy[1], 0.25 * s + 0.1])
-        rot = wrist_rotation(0.0)
-        return execute(world, planner, task, seed, obj, (q_open, pos, rot), _hold(q_open, pos, rot, 1.0),
-                       render=render, grasp_wrist_z=float(pos[2]))
+    if cand is None:  # no geometric grasp at all: an honest failure, recorded as a hold at home
+        return execute(world, planner, task, seed, obj, home, _hold(*home, 1.0), render=render)
     return _run_grasp(world, planner, task, seed, obj, cand, render)
 
 
 def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: ObjectState | None, start,
-            steps: Iterator[Step], *, render: bool, grasp_wrist_z: float) -> Episode:
+            steps: Iterator[Step], *, render: bool) -> Episode:
     """Run ``steps`` from ``start`` and judge them. ``steps`` may be a generator that reads ``world`` between
     steps (a closed-loop controller): it is advanced only after the previous step has been simulated."""
     q0, p0, r0 = start
@@ -366,7 +434,7 @@ def execute(world: World, planner: HandPlanner, task: Task, seed: int, obj: Obje
     states_a = np.array(states)
     trace = Trace(object_pos=np.array(objs)[:, :3], wrist_pos=np.array(wrists)[:, :3], index_contact=np.array(icont),
                   hand_contact=np.array(hcont), extension=planner.extension(states_a), fingers=list(hand_fingers),
-                  rest_z=obj.rest_z if obj is not None else 0.0, grasp_wrist_z=grasp_wrist_z)
+                  rest_z=obj.rest_z if obj is not None else 0.0)
     ok = finished and succeeded(task, trace)
     return Episode(task=task.name, seed=seed, success=bool(ok), actions=np.array(acts), states=states_a,
                    object_poses=np.array(objs), wrist_poses=np.array(wrists),

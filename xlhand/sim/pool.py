@@ -1,6 +1,8 @@
 """Scripted episodes in batches of jobs, in this process or in worker processes (one per core).
 
-A job is a run of seeded episodes of one hand and task. Each worker builds a hand's world and planner the first
+A job is a run of seeded episodes of one hand and task, by the scripted demonstrator or by a ``controller``: a
+picklable object whose ``episode_fn(hand)`` gives ``fn(world, planner, task, seed, render) -> Episode`` in the
+worker (a policy, see ``xlhand.policy.rollout.PolicyController``). Each worker builds a hand's world and planner the first
 time it takes one of its jobs and keeps them (planning is cached per hand, task and size bucket), and sends every
 episode back as it finishes, so the caller writes or counts results while the others run. Workers are spawned, not
 forked: EGL contexts and torch's thread pools do not survive a fork.
@@ -36,37 +38,38 @@ class Job:
 class _Worlds:
     """Worlds and planners per hand, built when first needed."""
 
-    def __init__(self, hands: list[Hand], render: bool, image_size: tuple[int, int]):
-        self.hands, self.render, self.image_size = hands, render, image_size
-        self.built: dict[int, tuple[World, HandPlanner]] = {}
+    def __init__(self, hands: list[Hand], render: bool, image_size: tuple[int, int], controller=None):
+        self.hands, self.render, self.image_size, self.controller = hands, render, image_size, controller
+        self.built: dict[int, tuple[World, HandPlanner, object]] = {}
 
-    def get(self, i: int) -> tuple[World, HandPlanner]:
+    def get(self, i: int) -> tuple[World, HandPlanner, object]:
         if i not in self.built:
             world = World(self.hands[i], camera_size=self.image_size)
-            self.built[i] = (world, HandPlanner(self.hands[i], world))
+            fn = run_episode if self.controller is None else self.controller.episode_fn(self.hands[i])
+            self.built[i] = (world, HandPlanner(self.hands[i], world), fn)
         return self.built[i]
 
     def close(self) -> None:
-        for world, _ in self.built.values():
+        for world, _, _ in self.built.values():
             world.close()
         self.built.clear()
 
 
 def attempts(worlds: _Worlds, job: Job) -> Iterator[Episode]:
-    world, planner = worlds.get(job.hand)
+    world, planner, episode = worlds.get(job.hand)
     won = 0
     for k in range(job.budget):
         if job.wanted is not None and won >= job.wanted:
             return
-        ep = run_episode(world, planner, job.task, job.seed + k, render=worlds.render)
+        ep = episode(world, planner, job.task, job.seed + k, render=worlds.render)
         won += ep.success
         yield ep if ep.success or ep.images is None else dataclasses.replace(ep, images=None)
 
 
-def _worker(hands, render, image_size, jobs, results) -> None:
+def _worker(hands, render, image_size, controller, jobs, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     torch.set_num_threads(1)
-    worlds = _Worlds(hands, render, image_size)
+    worlds = _Worlds(hands, render, image_size, controller)
     k = -1
     try:
         while (item := jobs.get()) is not None:
@@ -81,12 +84,12 @@ def _worker(hands, render, image_size, jobs, results) -> None:
 
 
 def run_jobs(hands: list[Hand], jobs: list[Job], *, workers: int = 1, render: bool = False,
-             image_size: tuple[int, int] = (96, 96)) -> Iterator[tuple[int, Episode]]:
+             image_size: tuple[int, int] = (96, 96), controller=None) -> Iterator[tuple[int, Episode]]:
     """``(job index, episode)`` for every attempt of ``jobs``; with ``workers > 1`` in that many processes, jobs
     handed out one at a time (so episodes of different jobs interleave, each job's in seed order)."""
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
-        worlds = _Worlds(hands, render, image_size)
+        worlds = _Worlds(hands, render, image_size, controller)
         try:
             for k, job in enumerate(jobs):
                 for ep in attempts(worlds, job):
@@ -98,7 +101,7 @@ def run_jobs(hands: list[Hand], jobs: list[Job], *, workers: int = 1, render: bo
     q_jobs, q_results = ctx.Queue(), ctx.Queue()
     for item in enumerate(jobs):
         q_jobs.put(item)
-    procs = [ctx.Process(target=_worker, args=(hands, render, image_size, q_jobs, q_results), daemon=True)
+    procs = [ctx.Process(target=_worker, args=(hands, render, image_size, controller, q_jobs, q_results), daemon=True)
              for _ in range(workers)]
     for p in procs:
         q_jobs.put(None)
@@ -128,13 +131,14 @@ def run_jobs(hands: list[Hand], jobs: list[Job], *, workers: int = 1, render: bo
 
 
 def success_table(hands: list[Hand], tasks: list[Task], episodes: int, *, seed: int = 0, workers: int = 1,
-                  progress=None) -> dict[str, dict[str, float | None]]:
+                  progress=None, controller=None,
+                  image_size: tuple[int, int] = (96, 96)) -> dict[str, dict[str, float | None]]:
     """Success rate per hand and task over ``episodes`` episodes with seeds ``seed..`` (``None``: not
-    applicable); one job per cell."""
+    applicable); one job per cell; by the demonstrator, or by ``controller`` (see :func:`run_jobs`)."""
     cells = [(h, t) for h, hand in enumerate(hands) for t in tasks if applicable(t, hand)]
     jobs = [Job(h, t, seed, episodes) for h, t in cells]
     wins = [0] * len(jobs)
-    for k, ep in run_jobs(hands, jobs, workers=workers):
+    for k, ep in run_jobs(hands, jobs, workers=workers, controller=controller, image_size=image_size):
         wins[k] += ep.success
         if progress is not None:
             progress()

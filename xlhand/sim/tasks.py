@@ -134,7 +134,8 @@ def applicable(task: Task, hand) -> bool:
 @dataclass
 class Trace:
     """What happened, one row per control step: object position, wrist position, index finger contacts,
-    finger extension (fraction of each finger's reach range, hand's finger order)."""
+    finger extension (fraction of each finger's reach range, hand's finger order). Whoever moved the hand (the
+    demonstrator or a policy), the trace alone decides success."""
 
     object_pos: np.ndarray  # (T, 3)
     wrist_pos: np.ndarray  # (T, 3)
@@ -143,7 +144,6 @@ class Trace:
     extension: np.ndarray  # (T, F)
     fingers: list[str]
     rest_z: float
-    grasp_wrist_z: float
 
 
 def _longest_run(mask: np.ndarray) -> int:
@@ -155,7 +155,10 @@ def _longest_run(mask: np.ndarray) -> int:
 
 
 def lifted_steps(tr: Trace) -> int:
-    up = (tr.object_pos[:, 2] - tr.rest_z >= LIFT_HEIGHT) & (tr.wrist_pos[:, 2] - tr.grasp_wrist_z >= LIFT_HEIGHT)
+    """The longest run of steps with the object ``LIFT_HEIGHT`` above its rest and the wrist as far above the
+    lowest point it had reached (where it grasped)."""
+    lowest = np.minimum.accumulate(tr.wrist_pos[:, 2])
+    up = (tr.object_pos[:, 2] - tr.rest_z >= LIFT_HEIGHT) & (tr.wrist_pos[:, 2] - lowest >= LIFT_HEIGHT)
     return _longest_run(up)
 
 

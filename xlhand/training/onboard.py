@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from xlhand._util.revision import source_revision
-from xlhand.bundle.store import create_bundle, plug
+from xlhand.bundle.store import create_bundle, create_prebuilt_bundle, plug
+from xlhand.policy.prebuilt import prebuilt_policy
 from xlhand.errors import XlhandError
 from xlhand.hand.model import Hand, hand_from_spec, spec_for_urdf
 from xlhand.latent.adapter import Adapter
@@ -91,8 +92,9 @@ def onboard(
 ) -> OnboardResult:
     """Fit ``target`` (a bare URDF, a ``hand.toml`` or a registered name) into a frozen space or bundle.
 
-    A ``bundle`` directory that does not exist yet is created around ``space`` (default: the shipped default
-    space) once the fit has succeeded, and the adapter is plugged into it.
+    A ``bundle`` directory that does not exist yet is created once the fit has succeeded (the prebuilt VLA
+    bundle: the shipped default space and its policy; or, with ``space``, around that space without a policy),
+    and the adapter is plugged into it.
     """
     new_bundle = bundle is not None and not Path(bundle).exists()
     if space is not None and bundle is not None and not new_bundle:
@@ -122,7 +124,10 @@ def onboard(
     checkpoint_path_for(out).unlink(missing_ok=True)
     if bundle is not None:
         if new_bundle:
-            create_bundle(bundle, space)
+            if space is None and prebuilt_policy() is not None:
+                create_prebuilt_bundle(bundle)
+            else:
+                create_bundle(bundle, space)
         plug(bundle, out, hand)
     return OnboardResult(hand, sp, out, report, Path(bundle) if bundle is not None else None)
 
