@@ -125,3 +125,83 @@ def test_two_torchrun_processes_train_what_one_process_trains(demos_root, tmp_pa
     a, b = load_file(str(one)), load_file(str(two))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(demos_root, tmp_path_factory):
+    return _train(demos_root, tmp_path_factory.mktemp("pol") / "p.safetensors", 3)
+
+
+def test_a_closed_loop_episode_starts_at_home_and_keeps_every_command_in_limits(tiny_policy):
+    """The policy drives the hand: commands within the joint limits, the wrist where the arm part puts the
+    hand's anchor fingertips, the episode as long as the demonstrator's plan plus the slack."""
+    import numpy as np
+
+    from xlhand.policy.rollout import SLACK_SECONDS, PolicyController
+    from xlhand.sim.demonstrator import HandPlanner, episode_seconds
+    from xlhand.sim.tasks import get_task
+    from xlhand.sim.world import CONTROL_HZ, World
+
+    controller = PolicyController(str(tiny_policy), None, execute_steps=8)
+    model, space = controller.load()
+    hand = space.hand("inspire")
+    world = World(hand, camera_size=(32, 32))
+    try:
+        planner = HandPlanner(hand, world)
+        task = get_task("poke_box")
+        ep = controller.episode_fn(hand)(world, planner, task, 5)
+        assert len(ep.actions) == round((episode_seconds(task) + SLACK_SECONDS) * CONTROL_HZ)
+        lo, hi = hand.lower.numpy(), hand.upper.numpy()
+        assert np.all(ep.actions >= lo - 1e-6) and np.all(ep.actions <= hi + 1e-6)
+        assert np.isfinite(ep.wrist_poses).all()
+        # the same seed gives the same episode (the flow's noise is seeded by it)
+        again = controller.episode_fn(hand)(world, planner, task, 5)
+        np.testing.assert_allclose(again.actions, ep.actions, atol=1e-6)
+    finally:
+        world.close()
+
+
+def test_policy_eval_refuses_bad_input_in_one_line(tiny_policy, tmp_path):
+    env = subprocess_env(OMP_NUM_THREADS="1")
+
+    def run(*args):
+        return subprocess.run([*xlhand_script(), "policy", "eval", *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(tiny_policy.read_bytes()[:1000])
+    for args, needle in [
+        (["--policy", str(cut)], "cut.safetensors"),
+        (["--policy", str(tiny_policy), "--tasks", "juggle_balls", "--hands", "inspire"], "juggle_balls"),
+        (["--policy", str(tiny_policy), "--hands", "nosuchhand"], "nosuchhand"),
+        (["--policy", str(tiny_policy), "--episodes", "0"], "--episodes"),
+        (["--bundle", str(tmp_path)], "config.json"),
+    ]:
+        r = run(*args)
+        assert r.returncode != 0, args
+        assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+            (args, r.stderr)
+
+
+def test_a_bundle_with_a_policy_refuses_a_policy_of_another_space(tiny_policy, tmp_path):
+    import json
+
+    from xlhand.bundle.store import create_bundle
+    from xlhand.loading import load_space
+    from xlhand.policy.io import load_policy, save_policy
+
+    bundle = tmp_path / "b"
+    config = create_bundle(bundle, None, policy=tiny_policy)
+    assert config["policy"] == "policy.safetensors" and (bundle / "policy.safetensors").is_file()
+    assert "## Policy" in (bundle / "README.md").read_text()
+    assert json.loads((bundle / "config.json").read_text())["policy_info"]["training"]["hands"] == ["inspire"]
+    model, _ = load_policy(tiny_policy)
+    other = tmp_path / "other.safetensors"
+    save_policy(other, model, space_fingerprint="1" * 64, training={})
+    with pytest.raises(XlhandError, match="trained on the space"):
+        create_bundle(tmp_path / "c", None, policy=other)
+    (bundle / "policy.safetensors").write_bytes(other.read_bytes())  # swapped behind the bundle's back
+    r = subprocess.run([*xlhand_script(), "policy", "eval", "--bundle", str(bundle)], env=subprocess_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "trained on the space" in r.stderr and "Traceback" not in r.stderr
+    assert load_space(bundle).fingerprint == load_space().fingerprint
