@@ -1,9 +1,10 @@
-"""Policy speed on one thread: one chunk (image + instruction + latent state -> 64 x 32 latents -> joint commands
-through a hand's decoder), and one training step.
+"""Policy speed on one thread: one chunk (image + instruction + state -> 64 actions -> joint commands through a
+hand's decoder and wrist poses through its FK), and one training step.
 
-- ``chunk``: median wall time of ``LatentPolicy.sample`` (``flow_steps`` Euler steps) plus the decode of the 64
-  latents on inspire, against the baseline of the same call with one flow step (what the observation encoder and
-  the decode cost alone), measured in the same run. Target (issue 17): 50 ms, so a 3.2 s chunk is never late.
+- ``chunk``: median wall time of ``HandRunner.chunk`` on inspire (the state's encoding, ``flow_steps`` Euler
+  steps, the decode of the 64 latents, the wrist poses from the arm part), against the baseline of the same call
+  with one flow step (what everything but the flow costs), measured in the same run. Target (issue 17): 50 ms, so
+  a 3.2 s chunk is never late.
 - ``train step``: median wall time of one optimiser step at the default batch (64) on 96x96 images, and the steps
   that fit in 30 minutes.
 
@@ -32,8 +33,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
+    import numpy as np
+
     from xlhand.loading import load_space
     from xlhand.policy.model import LatentPolicy, PolicyConfig, flow_noise, tokenize, vocabulary
+    from xlhand.policy.rollout import HandRunner
     from xlhand.sim.tasks import TASKS
 
     space = load_space()
@@ -41,15 +45,17 @@ def main() -> None:
     torch.manual_seed(0)
     model = LatentPolicy(config).eval()
     params = sum(p.numel() for p in model.parameters())
-    image = torch.randint(0, 255, (1, 96, 96, 3), dtype=torch.uint8)
-    tokens = tokenize(config, [TASKS["lift_ball"].instruction])
-    state = torch.zeros(1, config.latent_dim)
+    image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    text = TASKS["lift_ball"].instruction
+    tokens = tokenize(config, [text])
+    hand = space.hand("inspire")
+    runner = HandRunner(model, space, hand)
+    q = np.clip(np.zeros(hand.dof), hand.lower.numpy(), hand.upper.numpy())
+    wrist = np.array([0.0, 0.0, 0.15, 1.0, 0.0, 0.0, 0.0])
 
     def chunk(steps: int) -> float:
         t0 = time.perf_counter()
-        z = model.sample(image, tokens, state, steps=steps)
-        with torch.no_grad():
-            space.decode("inspire", z[0])
+        runner.chunk(image, text, q, wrist, steps=steps)
         return time.perf_counter() - t0
 
     for steps in (1, config.flow_steps):  # warm both paths
@@ -71,13 +77,14 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 255, (B, 96, 96, 3), dtype=torch.uint8)
     toks = tokens.expand(B, -1)
-    states = torch.randn(B, config.latent_dim)
-    chunks = torch.randn(B, config.chunk, config.latent_dim)
+    states = torch.randn(B, config.action_dim)
+    chunks = torch.randn(B, config.chunk, config.action_dim)
+    weights = torch.full((B, config.roles), 1.0 / config.roles)
     times = []
     for k in range(max(3, args.runs // 4) + 1):
         noise, t = flow_noise(chunks.shape, g)
         t0 = time.perf_counter()
-        loss = model(images, toks, states, chunks, noise, t)
+        loss = model(images, toks, states, chunks, noise, t, weights)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -53,11 +53,13 @@ class Demos:
             self.chunk(idx, length), self.weights[self.frame_episode[idx]]
 
 
-def load_demos(roots: list[Path], *, latent_dim: int, space_fingerprint: str | None = None,
-               hand_for=None) -> Demos:
+def load_demos(roots: list[Path], *, latent_dim: int | None, space_fingerprint: str | None = None,
+               hand_for=None, joint_space: bool = False) -> Demos:
     """Every episode of the datasets at ``roots`` (one-line errors for a folder that is not one, features that are
     missing or of the wrong size, datasets whose cameras differ, or, with ``space_fingerprint``, latents from
-    another space). ``hand_for(name)`` gives the recording hand (default: the registry's hand of that name)."""
+    another space). ``hand_for(name)`` gives the recording hand (default: the registry's hand of that name).
+    ``joint_space``: the hand's normalised joints take the latents' place (the retargeting baseline; every
+    dataset must then be of one hand)."""
     from xlhand.policy.arm import arm_features, role_weights, task_fingers
     from xlhand.registry import load_hand
     from xlhand.sim.dataset import read_dataset
@@ -84,7 +86,7 @@ def load_demos(roots: list[Path], *, latent_dim: int, space_fingerprint: str | N
             if key not in feats:
                 raise XlhandError(f"the dataset has no {key!r} feature (record it with `xlhand sim demos`)",
                                   Path(root) / "meta/info.json")
-        for key in NEEDED:
+        for key in NEEDED if not joint_space else ():
             if list(feats[key]["shape"]) != [latent_dim]:
                 raise XlhandError(f"{key!r} has shape {feats[key]['shape']}, the policy's latents are "
                                   f"{latent_dim}-d", Path(root) / "meta/info.json")
@@ -101,6 +103,9 @@ def load_demos(roots: list[Path], *, latent_dim: int, space_fingerprint: str | N
         if list(feats["action"]["shape"]) != [hand.dof]:
             raise XlhandError(f"'action' has shape {feats['action']['shape']}, the hand {name!r} has {hand.dof} "
                               "joints", Path(root) / "meta/info.json")
+        if joint_space and hands and name != hands[0]:
+            raise XlhandError(f"a joint-space policy learns one hand; this dataset is {name!r}, the first "
+                              f"{hands[0]!r}", Path(root))
         scale = hand_scale(hand)
         for e, row in enumerate(data.episodes):
             fr = data.frames(e)
@@ -111,9 +116,14 @@ def load_demos(roots: list[Path], *, latent_dim: int, space_fingerprint: str | N
             w = role_weights(task_fingers(task, hand.fingers) if task is not None else hand.fingers)
             arm_a = arm_features(hand, fr["action"], fr["observation.wrist_pose"], w, scale)
             arm_s = arm_features(hand, fr["observation.state"], fr["observation.wrist_pose"], w, scale)
+            if joint_space:
+                za = hand.normalize(torch.as_tensor(fr["action"], dtype=torch.float32)).numpy()
+                zs = hand.normalize(torch.as_tensor(fr["observation.state"], dtype=torch.float32)).numpy()
+            else:
+                za, zs = fr["action.latent"].astype(np.float32), fr["observation.latent"].astype(np.float32)
             images.append(torch.from_numpy(np.ascontiguousarray(fr[IMAGE_KEY])))
-            state.append(torch.from_numpy(np.concatenate([fr["observation.latent"].astype(np.float32), arm_s], 1)))
-            actions.append(torch.from_numpy(np.concatenate([fr["action.latent"].astype(np.float32), arm_a], 1)))
+            state.append(torch.from_numpy(np.concatenate([zs, arm_s], 1)))
+            actions.append(torch.from_numpy(np.concatenate([za, arm_a], 1)))
             weights.append(torch.as_tensor(w, dtype=torch.float32))
             ends.append(torch.full((n,), offset + n - 1, dtype=torch.long))
             frame_ep.append(torch.full((n,), len(instr), dtype=torch.long))

@@ -24,7 +24,8 @@ from xlhand.errors import XlhandError
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    latent_dim: int = 32
+    latent_dim: int = 32  # or, for a joint-space policy, the hand's joint count
+    joint_hand: str = ""  # a joint-space policy's hand (the retargeting baseline); "" for a latent policy
     arm_dim: int = 9  # anchor position (3) and wrist rotation (6) after the latent
     roles: int = 5  # fingertip roles the anchor weighs (thumb, index, middle, ring, little)
     chunk: int = 64  # latents per chunk (20 Hz: 3.2 s)

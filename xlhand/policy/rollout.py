@@ -32,11 +32,15 @@ class HandRunner:
     space: object  # Space with this hand's adapter
     hand: object  # Hand
     scale: float = field(default=None)
+    blind: bool = False  # see a blank image (an ablation: how much the camera matters)
 
     def __post_init__(self):
         if self.scale is None:
             self.scale = hand_scale(self.hand)
         self._tokens: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
+
+    def reset(self) -> None:
+        """A new episode (the latent policy keeps nothing between chunks)."""
 
     def instruction(self, text: str) -> tuple[torch.Tensor, np.ndarray]:
         """Tokens and the anchor's fingertip weights for an instruction (a word outside the policy's vocabulary is
@@ -55,13 +59,17 @@ class HandRunner:
         return torch.cat([z, torch.as_tensor(arm)], 1)
 
     def chunk(self, image: np.ndarray, text: str, q: np.ndarray, wrist_pose: np.ndarray,
-              generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              generator: torch.Generator | None = None, steps: int | None = None,
+              frames: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Joint commands ``(T, dof)``, wrist positions ``(T, 3)`` and rotations ``(T, 3, 3)`` for the next chunk,
-        from the camera ``image (H, W, 3)`` uint8, the measured joints ``q`` and the wrist pose ``(7,)``."""
+        from the camera ``image (H, W, 3)`` uint8, the measured joints ``q`` and the wrist pose ``(7,)``
+        (``steps``: flow steps, default the policy's; ``frames``: only the chunk's first frames)."""
         tok, weights = self.instruction(text)
         state = self.state(q, wrist_pose, weights)
         img = torch.as_tensor(np.ascontiguousarray(image))[None]
-        actions = self.policy.sample(img, tok, state, generator=generator)[0]
+        if self.blind:
+            img = torch.zeros_like(img)
+        actions = self.policy.sample(img, tok, state, generator=generator, steps=steps)[0][:frames]
         D = self.policy.config.latent_dim
         with torch.no_grad():
             qs = self.space.decode(self.hand.name, actions[:, :D]).double().numpy()
@@ -80,10 +88,13 @@ def policy_episode(world: World, planner: HandPlanner, task: Task, seed: int, ru
     total = int(round((episode_seconds(task) + SLACK_SECONDS) * CONTROL_HZ))
     gen = torch.Generator().manual_seed(int(seed))
 
+    runner.reset()
+
     def steps():
         done = 0
         while done < total:
-            qs, pos, rot = runner.chunk(world.render(), task.instruction, world.q, world.wrist_pose(), gen)
+            qs, pos, rot = runner.chunk(world.render(), task.instruction, world.q, world.wrist_pose(), gen,
+                                        frames=execute_steps)
             for k in range(min(execute_steps, total - done, len(qs))):
                 yield qs[k], pos[k], rot[k]
                 done += 1
@@ -98,6 +109,7 @@ class PolicyController:
     policy: str  # the policy file
     space: str | None  # the space (name, file or bundle) holding every evaluated hand's adapter
     execute_steps: int = EXECUTE
+    blind: bool = False  # an ablation: the policy sees a blank image instead of the camera's
 
     def load(self):
         """The policy and the space, loaded once per process."""
@@ -112,7 +124,7 @@ class PolicyController:
 
     def episode_fn(self, hand):
         model, space = self.load()
-        runner = HandRunner(model, space, space.hand(hand.name))
+        runner = HandRunner(model, space, space.hand(hand.name), blind=self.blind)
         n = self.execute_steps
 
         def run(world, planner, task, seed, render=False):

@@ -115,17 +115,20 @@ def _load_checkpoint(path: Path, model: LatentPolicy, opt: torch.optim.Optimizer
 
 
 def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConfig = TrainConfig(),
-          policy: PolicyConfig | None = None, resume: bool = True, on_step=None) -> Path:
+          policy: PolicyConfig | None = None, resume: bool = True, on_step=None, joint_space: bool = False) -> Path:
     """Train a policy on the datasets at ``data`` and write it to ``out`` (rank 0 writes; every process returns
-    ``out``). ``on_step(step, {"loss": ...})`` reports progress on rank 0."""
+    ``out``). ``on_step(step, {"loss": ...})`` reports progress on rank 0. ``joint_space``: the retargeting
+    baseline's policy, on one hand's normalised joints instead of latents."""
     cfg.check()
     rank, world = process_rank()
     if cfg.batch % world:
         raise XlhandError(f"--batch {cfg.batch} does not split over {world} processes")
     base = policy or PolicyConfig()
-    demos = load_demos(data, latent_dim=base.latent_dim, space_fingerprint=space_fingerprint)
+    demos = load_demos(data, latent_dim=base.latent_dim, space_fingerprint=space_fingerprint,
+                       joint_space=joint_space)
     side = int(demos.images.shape[1])
-    config = PolicyConfig(**{**asdict(base), "vocab": vocabulary(demos.instruction), "image_size": side})
+    extra = {"latent_dim": demos.actions.shape[1] - base.arm_dim, "joint_hand": demos.hands[0]} if joint_space else {}
+    config = PolicyConfig(**{**asdict(base), "vocab": vocabulary(demos.instruction), "image_size": side, **extra})
     torch.manual_seed(cfg.seed)  # the initial weights
     model = LatentPolicy(config)
     mean, std = latent_stats(demos)
