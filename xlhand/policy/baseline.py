@@ -111,15 +111,12 @@ class RetargetRunner:
     scale: float = field(default=None)
 
     def __post_init__(self):
-        from xlhand.policy.rollout import HandRunner
-
         if self.scale is None:
             self.scale = hand_scale(self.hand)
         self.same = self.source.name == self.hand.name and self.source.kinematics_hash == self.hand.kinematics_hash
         self.forward = None if self.same else VectorRetargeter(self.source, self.hand)
         self.backward = None if self.same else VectorRetargeter(self.hand, self.source)
-        self.instruction = HandRunner.instruction.__get__(self)
-        self._tokens = {}
+        self._tokens: dict = {}
 
     def reset(self) -> None:
         if not self.same:
@@ -127,7 +124,9 @@ class RetargetRunner:
             self.backward.reset()
 
     def chunk(self, image, text, q, wrist_pose, generator=None, steps=None, frames=None):
-        tok, weights = self.instruction(text)
+        from xlhand.policy.rollout import instruction
+
+        tok, weights = instruction(self.policy, text, self._tokens)
         q_src = q[None] if self.same else self.backward(q[None])
         x = self.source.normalize(torch.as_tensor(q_src, dtype=torch.float32))
         # the arm state is the driven hand's own (its anchor fingertips, through its FK)

@@ -54,12 +54,13 @@ class Demos:
 
 
 def load_demos(roots: list[Path], *, latent_dim: int | None, space_fingerprint: str | None = None,
-               hand_for=None, joint_space: bool = False) -> Demos:
+               hand_for=None, joint_space: bool = False, exclude: frozenset = frozenset()) -> Demos:
     """Every episode of the datasets at ``roots`` (one-line errors for a folder that is not one, features that are
     missing or of the wrong size, datasets whose cameras differ, or, with ``space_fingerprint``, latents from
     another space). ``hand_for(name)`` gives the recording hand (default: the registry's hand of that name).
     ``joint_space``: the hand's normalised joints take the latents' place (the retargeting baseline; every
-    dataset must then be of one hand)."""
+    dataset must then be of one hand). ``exclude``: ``(hand, task)`` pairs whose episodes are left out (the
+    zero-shot experiment's held-out combinations)."""
     from xlhand.policy.arm import arm_features, role_weights, task_fingers
     from xlhand.registry import load_hand
     from xlhand.sim.dataset import read_dataset
@@ -111,6 +112,8 @@ def load_demos(roots: list[Path], *, latent_dim: int | None, space_fingerprint: 
             fr = data.frames(e)
             n = len(fr["action.latent"])
             if n == 0:
+                continue
+            if (name, str(row.get("task"))) in exclude:
                 continue
             task = TASKS.get(str(row.get("task")))
             w = role_weights(task_fingers(task, hand.fingers) if task is not None else hand.fingers)

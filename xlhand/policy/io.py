@@ -14,7 +14,7 @@ from xlhand.errors import XlhandError
 from xlhand.policy.model import LatentPolicy, PolicyConfig
 
 FORMAT = "xlhand-policy"
-FORMAT_VERSION = 2  # 2: actions carry the arm part and the anchor's fingertip weights
+FORMAT_VERSION = 2  # 2: actions carry the arm part and the anchor's fingertip weights; coordinate channels
 
 
 def save_policy(path: str | Path, model: LatentPolicy, *, space_fingerprint: str, training: dict) -> Path:

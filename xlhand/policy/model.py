@@ -87,11 +87,13 @@ def _time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class VisionEncoder(nn.Module):
-    """96x96 RGB -> a 6x6 grid of ``width``-d tokens (four stride-2 convolutions), with learned positions."""
+    """96x96 RGB -> a 6x6 grid of ``width``-d tokens (four stride-2 convolutions), with learned positions. Two
+    pixel-coordinate channels join the colours (CoordConv), so features can say where in the image they are finer
+    than a token's 16-pixel cell: where the object sits decides the grasp."""
 
     def __init__(self, width: int, image_size: int):
         super().__init__()
-        chans = [3, 32, 64, 96, width]
+        chans = [5, 32, 64, 96, width]
         layers = []
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GroupNorm(8, b), nn.SiLU()]
@@ -104,7 +106,10 @@ class VisionEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images (B, H, W, 3)`` uint8 -> ``(B, N, width)``."""
         x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        f = self.net(x)
+        B, _, H, W = x.shape
+        ys = torch.linspace(-1, 1, H, device=x.device)[:, None].expand(H, W)
+        xs = torch.linspace(-1, 1, W, device=x.device)[None, :].expand(H, W)
+        f = self.net(torch.cat([x, torch.stack([xs, ys]).expand(B, 2, H, W)], 1))
         return f.flatten(2).transpose(1, 2) + self.pos
 
 

@@ -24,6 +24,17 @@ EXECUTE = 16  # steps of each chunk played before the next is planned (0.8 s of 
 SLACK_SECONDS = 1.0
 
 
+def instruction(policy, text: str, cache: dict) -> tuple[torch.Tensor, np.ndarray]:
+    """Tokens and the anchor's fingertip weights for an instruction, cached (a word outside the policy's
+    vocabulary is a one-line error)."""
+    from xlhand.policy.model import tokenize
+
+    if text not in cache:
+        tok = tokenize(policy.config, [text])
+        cache[text] = (tok, policy.finger_weights(tok)[0].double().numpy())
+    return cache[text]
+
+
 @dataclass
 class HandRunner:
     """One policy driving one hand: observation -> the next chunk of joint commands and wrist poses."""
@@ -43,14 +54,7 @@ class HandRunner:
         """A new episode (the latent policy keeps nothing between chunks)."""
 
     def instruction(self, text: str) -> tuple[torch.Tensor, np.ndarray]:
-        """Tokens and the anchor's fingertip weights for an instruction (a word outside the policy's vocabulary is
-        a one-line error)."""
-        from xlhand.policy.model import tokenize
-
-        if text not in self._tokens:
-            tok = tokenize(self.policy.config, [text])
-            self._tokens[text] = (tok, self.policy.finger_weights(tok)[0].double().numpy())
-        return self._tokens[text]
+        return instruction(self.policy, text, self._tokens)
 
     def state(self, q: np.ndarray, wrist_pose: np.ndarray, weights: np.ndarray) -> torch.Tensor:
         with torch.no_grad():

@@ -27,9 +27,9 @@ from xlhand.policy.model import LatentPolicy, PolicyConfig, flow_noise, tokenize
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 2400
     batch: int = 64  # global batch (split over DDP processes)
-    lr: float = 3e-4
+    lr: float = 6e-4
     weight_decay: float = 1e-4
     warmup: int = 100
     seed: int = 0
@@ -115,7 +115,8 @@ def _load_checkpoint(path: Path, model: LatentPolicy, opt: torch.optim.Optimizer
 
 
 def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConfig = TrainConfig(),
-          policy: PolicyConfig | None = None, resume: bool = True, on_step=None, joint_space: bool = False) -> Path:
+          policy: PolicyConfig | None = None, resume: bool = True, on_step=None, joint_space: bool = False,
+          exclude: frozenset = frozenset()) -> Path:
     """Train a policy on the datasets at ``data`` and write it to ``out`` (rank 0 writes; every process returns
     ``out``). ``on_step(step, {"loss": ...})`` reports progress on rank 0. ``joint_space``: the retargeting
     baseline's policy, on one hand's normalised joints instead of latents."""
@@ -125,7 +126,7 @@ def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConf
         raise XlhandError(f"--batch {cfg.batch} does not split over {world} processes")
     base = policy or PolicyConfig()
     demos = load_demos(data, latent_dim=base.latent_dim, space_fingerprint=space_fingerprint,
-                       joint_space=joint_space)
+                       joint_space=joint_space, exclude=exclude)
     side = int(demos.images.shape[1])
     extra = {"latent_dim": demos.actions.shape[1] - base.arm_dim, "joint_hand": demos.hands[0]} if joint_space else {}
     config = PolicyConfig(**{**asdict(base), "vocab": vocabulary(demos.instruction), "image_size": side, **extra})
@@ -137,7 +138,8 @@ def train(data: list[Path], out: Path, *, space_fingerprint: str, cfg: TrainConf
     tokens = tokenize(config, demos.instruction)  # per episode
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     meta = {"config": config.to_dict(), "train": asdict(cfg), "space_fingerprint": space_fingerprint,
-            "data": {"episodes": len(demos.instruction), "frames": len(demos)}}
+            "data": {"episodes": len(demos.instruction), "frames": len(demos),
+                     "excluded": sorted(f"{h}:{t}" for h, t in exclude)}}
     ckpt = checkpoint_path(out)
     step = 0
     if resume and ckpt.exists():
