@@ -21,6 +21,25 @@ def prebuilt():
     return path
 
 
+@pytest.fixture
+def inspire_at_home(prebuilt):
+    """The prebuilt policy driving inspire in a world of the policy's camera size: (runner, world, planner)."""
+    from xlhand.loading import load_space
+    from xlhand.policy.io import load_policy
+    from xlhand.policy.rollout import HandRunner
+    from xlhand.sim.demonstrator import HandPlanner
+    from xlhand.sim.world import World
+
+    space = load_space()
+    model, _ = load_policy(prebuilt, space_fingerprint=space.fingerprint)
+    hand = space.hand("inspire")
+    world = World(hand, camera_size=(model.config.image_size,) * 2)
+    try:
+        yield HandRunner(model, space, hand), world, HandPlanner(hand, world)
+    finally:
+        world.close()
+
+
 def test_the_prebuilt_policy_belongs_to_the_shipped_space_and_its_bundle_says_how_it_does(prebuilt, tmp_path):
     from xlhand.bundle.store import create_prebuilt_bundle
     from xlhand.loading import load_space
@@ -34,75 +53,49 @@ def test_the_prebuilt_policy_belongs_to_the_shipped_space_and_its_bundle_says_ho
     assert "## Policy" in card and "Success in physics" in card and "| inspire |" in card
 
 
-def test_another_instruction_gives_another_motion(prebuilt):
-    from xlhand.loading import load_space
-    from xlhand.policy.io import load_policy
-    from xlhand.policy.rollout import HandRunner
-    from xlhand.sim.demonstrator import HandPlanner
+def test_another_instruction_gives_another_motion(inspire_at_home):
     from xlhand.sim.tasks import TASKS
-    from xlhand.sim.world import World
 
-    space = load_space()
-    model, _ = load_policy(prebuilt, space_fingerprint=space.fingerprint)
-    hand = space.hand("inspire")
-    world = World(hand, camera_size=(model.config.image_size,) * 2)
-    try:
-        planner = HandPlanner(hand, world)
-        q, pos, rot = planner.home()
-        world.reset(q, pos, rot, TASKS["poke_box"].object.sample(np.random.default_rng(0), planner.scale))
-        image, wrist = world.render(), world.wrist_pose()
-        runner = HandRunner(model, space, hand)
+    runner, world, planner = inspire_at_home
+    q, pos, rot = planner.home()
+    world.reset(q, pos, rot, TASKS["poke_box"].object.sample(np.random.default_rng(0), planner.scale))
+    image, wrist = world.render(), world.wrist_pose()
 
-        def ends(task):  # where the first chunk leaves the wrist, for several draws of the flow's noise
-            return np.array([runner.chunk(image, TASKS[task].instruction, world.q, wrist,
-                                          torch.Generator().manual_seed(s))[1][-1] for s in range(4)])
+    def ends(task):  # where the first chunk leaves the wrist, for several draws of the flow's noise
+        return np.array([runner.chunk(image, TASKS[task].instruction, world.q, wrist,
+                                      torch.Generator().manual_seed(s))[1][-1] for s in range(4)])
 
-        def apart(a, b, axis):  # means more than 5 cm and 4 standard errors apart
-            se = np.sqrt((a[:, axis].var(ddof=1) + b[:, axis].var(ddof=1)) / len(a))
-            return a[:, axis].mean() - b[:, axis].mean() > max(0.05, 4 * se)
+    def apart(a, b, axis):  # means more than 5 cm and 4 standard errors apart
+        se = np.sqrt((a[:, axis].var(ddof=1) + b[:, axis].var(ddof=1)) / len(a))
+        return a[:, axis].mean() - b[:, axis].mean() > max(0.05, 4 * se)
 
-        poke, point, lift = ends("poke_box"), ends("point_index"), ends("lift_ball")
-        # a poke goes down beside the box, a point stays up where it is, a lift goes over the ball
-        assert apart(point, poke, 2), (point, poke)
-        assert apart(lift, poke, 0), (lift, poke)
-    finally:
-        world.close()
+    poke, point, lift = ends("poke_box"), ends("point_index"), ends("lift_ball")
+    # a poke goes down beside the box, a point stays up where it is, a lift goes over the ball
+    assert apart(point, poke, 2), (point, poke)
+    assert apart(lift, poke, 0), (lift, poke)
 
 
-def test_the_planned_reach_follows_the_object_in_the_image(prebuilt):
+def test_the_planned_reach_follows_the_object_in_the_image(inspire_at_home):
     """The same state, the object 4 cm to either side: where the first chunk takes the wrist follows it (along x,
     across the camera's view, and less along y, the camera's depth; measured 3.3 and 2.5 cm of 4)."""
     from dataclasses import replace
 
-    from xlhand.loading import load_space
-    from xlhand.policy.io import load_policy
-    from xlhand.policy.rollout import HandRunner
-    from xlhand.sim.demonstrator import HandPlanner
     from xlhand.sim.tasks import TASKS
-    from xlhand.sim.world import World
 
-    space = load_space()
-    model, _ = load_policy(prebuilt, space_fingerprint=space.fingerprint)
-    hand = space.hand("inspire")
-    world = World(hand, camera_size=(model.config.image_size,) * 2)
-    try:
-        planner = HandPlanner(hand, world)
-        runner = HandRunner(model, space, hand)
-        task = TASKS["lift_ball"]
-        ball = task.object.sample(np.random.default_rng(0), planner.scale)
+    runner, world, planner = inspire_at_home
+    task = TASKS["lift_ball"]
+    ball = task.object.sample(np.random.default_rng(0), planner.scale)
 
-        def reach(xy):
-            world.reset(*planner.home(), replace(ball, xy=xy))
-            ends = [runner.chunk(world.render(), task.instruction, world.q, world.wrist_pose(),
-                                 torch.Generator().manual_seed(s))[1][-16:].mean(0) for s in range(3)]
-            return np.mean(ends, 0)
+    def reach(xy):
+        world.reset(*planner.home(), replace(ball, xy=xy))
+        ends = [runner.chunk(world.render(), task.instruction, world.q, world.wrist_pose(),
+                             torch.Generator().manual_seed(s))[1][-16:].mean(0) for s in range(3)]
+        return np.mean(ends, 0)
 
-        dx = reach((0.02, 0.0)) - reach((-0.02, 0.0))
-        dy = reach((0.0, 0.02)) - reach((0.0, -0.02))
-        assert dx[0] > 0.02 and abs(dx[1]) < 0.01, dx
-        assert dy[1] > 0.01 and abs(dy[0]) < 0.01, dy
-    finally:
-        world.close()
+    dx = reach((0.02, 0.0)) - reach((-0.02, 0.0))
+    dy = reach((0.0, 0.02)) - reach((0.0, -0.02))
+    assert dx[0] > 0.02 and abs(dx[1]) < 0.01, dx
+    assert dy[1] > 0.01 and abs(dy[0]) < 0.01, dy
 
 
 def test_onboarding_into_a_new_bundle_gives_the_prebuilt_one_and_checks_the_hand_in_physics(prebuilt, tmp_path):
