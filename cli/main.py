@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from typer._click import exceptions as click  # typer vendors click; its usage errors live here
 import typer
 
 from xlhand.cli import bundle, hands, inspect, new, onboard, output, plugins, policy, render, sim, space
@@ -75,13 +76,25 @@ def main(argv: list[str] | None = None) -> None:
     output.invocation[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         _add_plugin_commands()
-        app(args=argv, prog_name="xlhand")
+        # standalone_mode=False: click hands usage errors to us, so they are one line like every other error
+        code = app(args=argv, prog_name="xlhand", standalone_mode=False)
     except XlhandError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(1) from None
-    except KeyboardInterrupt:
+    except click.NoArgsIsHelpError as exc:  # a bare group: its help, as click would print it
+        sys.stdout.write(exc.format_message() + "\n")
+        raise SystemExit(2) from None
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "xlhand"
+        sys.stderr.write(f"error: {command}: {exc.format_message()} (see --help)\n")
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,16 @@ def onboard(
     space: str = typer.Option(None, "--space", help="Space name or file (default: the shipped default)."),
     bundle: Path = typer.Option(None, "--bundle", help="A VLA bundle: onboard into its space and plug it in."),
     out: Path = typer.Option(None, "-o", "--output", help="Adapter file (default: <hand>.adapter.safetensors)."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 3700, batches of 128); first, two "
+    steps: int = typer.Option(None, "--steps", min=1, help="Training steps (default 3700, batches of 128); first, two "
                               "initialisations are tried for a tenth of that (at most 300 steps) each."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the adapter."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; a seed reproduces the adapter."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     report: Path = typer.Option(None, "--report", help="Also write the quality report as JSON to this file."),
     json: bool = typer.Option(False, "--json", help="Print the quality report as JSON (messages go to stderr)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle in the report."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the physics check of a bundle's policy on the new "
                                  "hand."),
-    eval_episodes: int = typer.Option(3, "--eval-episodes", help="Episodes per task in the physics check."),
+    eval_episodes: int = typer.Option(3, "--eval-episodes", min=1, help="Episodes per task in the physics check."),
 ) -> None:
     """Fit a new hand's encoder/decoder into the frozen shared space; report its quality; plug it into a bundle.
 
@@ -100,8 +100,6 @@ def physics_check(bundle: Path, hand: str, episodes: int) -> None:
     from xlhand.sim.pool import default_workers
     from xlhand.sim.tasks import TASKS, applicable
 
-    if episodes < 1:
-        raise XlhandError(f"--eval-episodes must be at least 1, not {episodes}")
     controller = _controller(bundle, None, None, 16)
     _, sp = controller.load()
     h = sp.hand(hand)

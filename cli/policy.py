@@ -23,15 +23,15 @@ def train(
                                    "OUT/<hand>); comma-separated or repeated."),
     out: Path = typer.Option(..., "-o", "--output", help="Where to write the policy (.safetensors)."),
     space: str = typer.Option(None, "--space", help="The space the datasets' latents come from (default: shipped)."),
-    steps: int = typer.Option(2400, "--steps", help="Training steps (the prebuilt policy's: 2400, about 30 "
+    steps: int = typer.Option(2400, "--steps", min=1, help="Training steps (the prebuilt policy's: 2400, about 30 "
                               "minutes on one CPU thread)."),
-    batch: int = typer.Option(64, "--batch", help="Global batch (split over torchrun processes)."),
+    batch: int = typer.Option(64, "--batch", min=1, help="Global batch (split over torchrun processes)."),
     lr: float = typer.Option(6e-4, "--lr", help="Peak learning rate (AdamW, warm-up then cosine)."),
     exclude: list[str] = typer.Option(None, "--exclude", help="HAND:TASK whose episodes are left out "
                                       "(repeatable; the zero-shot experiment's held-out combinations)."),
     joint_space: bool = typer.Option(False, "--joint-space", help="Learn one hand's joints instead of latents "
                                      "(the retargeting baseline of benchmarks/zero_shot.py)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the policy."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; a seed reproduces the policy."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt.safetensors."),
     json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
@@ -94,14 +94,14 @@ def eval_(
     hands: str = typer.Option(None, "--hand", "--hands", help="Comma-separated hands (default: every hand of the "
                               "space)."),
     tasks: str = typer.Option("all", "--tasks", help="Comma-separated task names, or 'all'."),
-    episodes: int = typer.Option(10, "--episodes", help="Episodes per hand and task (seeds --seed..)."),
-    seed: int = typer.Option(0, "--seed", help="First episode seed."),
-    execute: int = typer.Option(16, "--execute", help="Steps of each 64-step chunk played before replanning."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per hand and task (seeds --seed..)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="First episode seed."),
+    execute: int = typer.Option(16, "--execute", min=1, max=64, help="Steps of each 64-step chunk played before replanning."),
     demonstrator: bool = typer.Option(True, "--demonstrator/--no-demonstrator",
                                       help="Also run the scripted demonstrator on the same seeds."),
     gif: Path = typer.Option(None, "--gif", help="Folder: one GIF per hand and task (the first seed)."),
     blind: bool = typer.Option(False, "--blind", help="Ablation: the policy sees a blank image."),
-    workers: int = typer.Option(0, "--workers", help="Simulation processes (0: one per core)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Simulation processes (0: one per core)."),
     json: bool = typer.Option(False, "--json", help="Print the tables as JSON."),
 ) -> None:
     """The policy in closed loop in physics: a success table hands x tasks, the demonstrator's beside it."""
@@ -111,8 +111,6 @@ def eval_(
     from xlhand.sim.tasks import applicable
 
     _mujoco()
-    if episodes < 1:
-        raise XlhandError(f"--episodes must be at least 1, not {episodes}")
     if not 1 <= execute <= 64:
         raise XlhandError(f"--execute must be between 1 and 64, not {execute}")
     controller = _controller(bundle, policy, space, execute)

@@ -56,7 +56,7 @@ def _task_list(text: str, hand, *, strict: bool) -> list:
     return tasks
 
 
-_workers = typer.Option(0, "--workers", help="Simulation processes (0: one per core).")
+_workers = typer.Option(0, "--workers", min=0, help="Simulation processes (0: one per core).")
 
 
 def _worker_count(n: int) -> int:
@@ -70,7 +70,7 @@ def _worker_count(n: int) -> int:
 @app.command("check")
 def check(
     target: str = typer.Argument(..., help="A registered hand name, a hand.toml, or a URDF."),
-    seconds: float = typer.Option(2.0, "--seconds", help="How long the posture is held under gravity."),
+    seconds: float = typer.Option(2.0, "--seconds", min=0.01, max=600, help="How long the posture is held under gravity."),
     json: bool = _json,
 ) -> None:
     """Load a hand into MuJoCo and check it: posture hold under gravity, mimic couplings, NaN, self-overlaps at
@@ -133,8 +133,8 @@ def show(
     target: str = typer.Argument(..., help="A registered hand name, a hand.toml, or a URDF."),
     task: str = typer.Option(..., "--task", help="The task to run (see `xlhand sim eval --help`)."),
     output: Path = typer.Option(..., "-o", "--output", help="The animation to write (.gif or .mp4)."),
-    seed: int = typer.Option(0, "--seed", help="Episode seed (object size, mass, friction, position)."),
-    size: int = typer.Option(256, "--size", help="Pixels (square)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Episode seed (object size, mass, friction, position)."),
+    size: int = typer.Option(256, "--size", min=16, max=2048, help="Pixels (square)."),
     json: bool = _json,
 ) -> None:
     """Run one scripted episode of a task and write it as an animation from the scene camera."""
@@ -172,8 +172,8 @@ def eval_(
     hands: str = typer.Option(..., "--hand", "--hands", help="Comma-separated hand names, hand.toml files or URDFs."),
     controller: str = typer.Option("scripted", "--controller", help="Who acts: 'scripted' (the demonstrator)."),
     tasks: str = _tasks,
-    episodes: int = typer.Option(10, "--episodes", help="Episodes per hand and task (seeds 0..N-1 + --seed)."),
-    seed: int = typer.Option(0, "--seed", help="First episode seed."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per hand and task (seeds 0..N-1 + --seed)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="First episode seed."),
     workers: int = _workers,
     json: bool = _json,
 ) -> None:
@@ -184,8 +184,6 @@ def eval_(
 
     if controller != "scripted":
         raise XlhandError(f"unknown controller {controller!r} (controllers: scripted)")
-    if episodes < 1:
-        raise XlhandError(f"--episodes must be at least 1, not {episodes}")
     n_workers = _worker_count(workers)
     with _sim_warnings():
         loaded = [load_hand(h.strip()) for h in hands.split(",") if h.strip()]
@@ -220,10 +218,10 @@ def _print_table(table: dict, tasks: list[str], episodes: int) -> None:
 def demos(
     hands: str = typer.Option(..., "--hands", "--hand", help="Comma-separated hands (each must be in the space)."),
     tasks: str = _tasks,
-    episodes: int = typer.Option(..., "--episodes", help="Successful episodes per hand and task."),
+    episodes: int = typer.Option(..., "--episodes", min=1, help="Successful episodes per hand and task."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder: one LeRobotDataset v3 per hand in OUT/<hand>/."),
     space: str = typer.Option(None, "--space", help="The space whose encoders give the latents (default: shipped)."),
-    size: int = typer.Option(96, "--size", help="Camera pixels (square)."),
+    size: int = typer.Option(96, "--size", min=16, max=2048, help="Camera pixels (square)."),
     workers: int = _workers,
     json: bool = _json,
 ) -> None:
@@ -234,8 +232,6 @@ def demos(
     from xlhand.loading import load_space
     from xlhand.sim.demos import check_output_dir, record
 
-    if episodes < 1:
-        raise XlhandError(f"--episodes must be at least 1, not {episodes}")
     n_workers = _worker_count(workers)
     if not 16 <= size <= 1024:
         raise XlhandError(f"--size must be between 16 and 1024 pixels, not {size}")

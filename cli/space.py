@@ -28,8 +28,8 @@ def _split(values: list[str] | None) -> list[str] | None:
 def pretrain(
     out: Path = typer.Option(..., "-o", "--output", help="Where to write the space (.safetensors)."),
     hands: list[str] = typer.Option(None, "--hands", help="Hands to train on (default: the four built-in hands)."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default 21000, batches of 256)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; a seed reproduces the space."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Training steps (default 21000, batches of 256)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; a seed reproduces the space."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>.ckpt."),
     json: bool = typer.Option(False, "--json", help="Print what was written as JSON (messages go to stderr)."),
 ) -> None:
@@ -85,8 +85,8 @@ import_app.command("dexlatent")(import_dexlatent)
 def eval_(
     space: str = typer.Option(None, "--space", help="Space name, file or bundle (default: the shipped default)."),
     hands: list[str] = typer.Option(None, "--hands", help="Hands to evaluate (default: all in the space)."),
-    seed: int = typer.Option(0, "--seed"),
-    n: int = typer.Option(10_000, "--n", help="Uniform configurations per hand."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    n: int = typer.Option(10_000, "--n", min=1, help="Uniform configurations per hand."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-pose optimisation oracle."),
     report: Path = typer.Option(None, "--report", help="Also write the results as JSON to this file."),
     json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),

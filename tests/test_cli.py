@@ -101,3 +101,32 @@ def test_plugin_adds_a_subcommand_and_a_raising_one_is_reported(fresh_plugins, m
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["xlhand_badcommands"]["errors"] == ["register_commands raised RuntimeError: cannot add commands"]
     assert rows["xlhand_hello"]["hooks"] == ["register_commands"] and rows["xlhand_hello"]["errors"] == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["onboard", "inspire", "--steps", "-1"], "--steps"),
+    (["onboard", "inspire", "--steps", "0"], "--steps"),
+    (["pretrain", "--steps", "-5", "-o", "x.safetensors"], "--steps"),
+    (["eval", "--n", "0"], "--n"),
+    (["render", "hand", "inspire", "--size", "0"], "--size"),
+    (["render", "interpolate", "--hands", "inspire", "--fps", "0", "-o", "x.gif"], "--fps"),
+    (["render", "interpolate", "--hands", "inspire", "--frames", "0", "-o", "x.gif"], "--frames"),
+    (["policy", "eval", "--episodes", "-10"], "--episodes"),
+    (["policy", "eval", "--execute", "65"], "--execute"),
+    (["sim", "check", "inspire", "--seconds", "0"], "--seconds"),
+    (["onboard", "inspire", "--no-such-option"], "--no-such-option"),
+    (["no-such-command"], "no-such-command"),
+    (["onboard"], "TARGET"),
+])
+def test_bad_options_are_one_line_errors_before_any_work(args, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(args, capsys)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert needle.lower() in lines[0].lower(), err
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_bare_group_prints_its_help(capsys):
+    code, out, err = run(["bundle"], capsys)
+    assert code == 2 and "create" in out and not err.strip()
