@@ -19,7 +19,7 @@ POSES = "random|pinch|open|fist|mid"
 
 _output = typer.Option(..., "-o", "--output", help="The file to write.")
 _markers = typer.Option(True, "--markers/--no-markers", help="Fingertip markers (hollow: hidden behind the hand).")
-_seed = typer.Option(0, "--seed", help="Random seed for random poses and pinch IK starts.")
+_seed = typer.Option(0, "--seed", min=0, help="Random seed for random poses and pinch IK starts.")
 _space = typer.Option(None, "--space", help="A space name or file, or a bundle folder (default: the shipped space).")
 _json = typer.Option(False, "--json", help="Print what was written as JSON.")
 
